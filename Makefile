@@ -1,0 +1,36 @@
+# Two commands set up everything on a fresh machine: `make book` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+
+.PHONY: book test lab setup pytest notebooks clean help
+
+help:
+	@echo "make book   set up .venv and build the HTML book into _build/html"
+	@echo "make test   set up .venv, run tests/, every notebook (quick mode) and the book build"
+	@echo "make lab    open JupyterLab on the course"
+
+$(STAMP): requirements.txt pyproject.toml scripts/setup.sh
+	@PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
+
+setup: $(STAMP)
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build -W -n --keep-going --path-output . .
+	@echo "book: file://$(CURDIR)/_build/html/index.html"
+
+pytest: $(STAMP)
+	SPIKE_QUICK=1 $(PY) -m pytest tests
+
+notebooks: $(STAMP)
+	SPIKE_QUICK=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
+
+test: pytest notebooks book
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,3 @@
+from spike_lib.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""The command line: `python -m spike_lib COMMAND ...`.
+
+Each command lives in its own module that defines `add_arguments(parser)` and `run(args)`.
+`run` returns an exit code, or a dict of numbers: with `--json` the dict is printed as one
+JSON object on the last line, otherwise as aligned `key: value` lines.
+Taught in: book/how_to_use.md
+"""
+
+import argparse
+import importlib
+import json
+import sys
+
+# name -> (module, one-line help). Modules are imported only when their command runs.
+COMMANDS = {
+    "info": ("spike_lib.info", "versions, quick mode and BLAS of this machine"),
+    "energy": ("spike_lib.energy", "energy estimate of a layer: ANN MACs vs SNN ACs (45 nm)"),
+    "bench": ("spike_lib.bench", "benchmarks: matmul throughput and more (ratios in one run)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m spike_lib",
+        description="Spiking Transformers from Scratch: the course's command line.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def emit(result: dict, as_json: bool) -> None:
+    """Print a command's numbers: one JSON line, or `key: value` lines for people."""
+    if as_json:
+        print(json.dumps(result, sort_keys=True))
+        return
+    width = max((len(k) for k in result), default=0)
+    for key, value in result.items():
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        print(f"{key:<{width}}  {value}")
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        result = importlib.import_module(args._module).run(args)
+    except ValueError as err:  # bad input: a clear message, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if isinstance(result, dict):
+        emit(result, args.json)
+        return 0
+    return int(result or 0)

@@ -1,0 +1,125 @@
+"""Validated configurations: one dataclass per kind of thing, with small defaults and presets.
+
+Every field is checked in __post_init__; a bad value raises ValueError naming the field, the
+value and the allowed range. Override a preset with dataclasses.replace(cfg, n_layer=2).
+Taught in: notebooks/01_lif_neurons.ipynb (LIFConfig), notebooks/02_sdsa_colors.ipynb (Config)
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+from spike_lib.surrogate import SURROGATES
+
+RESETS = ("subtract", "zero")
+ATTENTIONS = ("sdsa", "softmax")
+
+
+def check_range(field, value, low=None, high=None, low_open=False, kind=(int, float)):
+    """Raise ValueError unless low <= value <= high (or low < value when low_open)."""
+    if isinstance(value, bool) or not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ValueError(f"{field}={value!r} is invalid: it must be a number ({names})")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and value > high
+    if too_low or too_high or value != value:  # value != value catches NaN
+        left = "(" if low_open else "["
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueError(f"{field}={value!r} is invalid: allowed range is {left}{lo}, {hi}]")
+
+
+def check_choice(field, value, choices):
+    if value not in choices:
+        raise ValueError(f"{field}={value!r} is invalid: choose one of {list(choices)}")
+
+
+@dataclass
+class LIFConfig:
+    """A layer of leaky integrate-and-fire neurons (chapter 1).
+
+    beta: membrane leak per timestep, in [0, 1] (0 forgets at once, 1 never leaks).
+    threshold: firing threshold, > 0. num_steps: timesteps T, >= 1.
+    reset: "subtract" (soft: mem -= threshold) or "zero" (hard: mem = 0) after a spike.
+    surrogate / surrogate_scale: the backward pseudo-derivative and its sharpness.
+    detach_reset: treat the reset as a constant in the backward pass (the usual choice).
+    """
+
+    beta: float = 0.9
+    threshold: float = 1.0
+    num_steps: int = 8
+    reset: str = "subtract"
+    surrogate: str = "arctan"
+    surrogate_scale: float = 2.0
+    detach_reset: bool = True
+
+    def __post_init__(self):
+        check_range("beta", self.beta, 0.0, 1.0)
+        check_range("threshold", self.threshold, 0.0, low_open=True)
+        check_range("num_steps", self.num_steps, 1, kind=int)
+        check_choice("reset", self.reset, RESETS)
+        check_choice("surrogate", self.surrogate, SURROGATES)
+        check_range("surrogate_scale", self.surrogate_scale, 0.0, low_open=True)
+
+
+@dataclass
+class Config:
+    """A spike-driven transformer (chapter 2 classifies with it; chapters 5-9 model language).
+
+    Shapes are time-first (T, B, L, D): T = num_steps, B = batch, L = tokens, D = n_embd.
+    """
+
+    vocab_size: int = 64  # distinct tokens
+    block_size: int = 16  # max tokens L per sequence
+    n_layer: int = 1  # transformer blocks
+    n_embd: int = 32  # width D
+    n_head: int = 2  # attention heads; n_embd must divide evenly
+    d_ff: int = 64  # hidden width of the MLP
+    num_steps: int = 4  # timesteps T each token is presented for
+    beta: float = 0.5  # LIF leak
+    threshold: float = 1.0  # LIF threshold of every layer except attention
+    attn_threshold: float = 0.5  # threshold of the neuron SN() applied to sum_L K*V
+    surrogate: str = "arctan"
+    surrogate_scale: float = 2.0
+    detach_reset: bool = True
+    attention: str = "sdsa"  # "sdsa" (spike-driven) or "softmax" (the non-spiking baseline)
+    spiking: bool = True  # False: the non-spiking twin (smooth activations)
+    dropout: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self):
+        for field in ("vocab_size", "block_size", "n_layer", "n_embd", "n_head", "d_ff"):
+            check_range(field, getattr(self, field), 1, kind=int)
+        check_range("num_steps", self.num_steps, 1, kind=int)
+        if self.n_embd % self.n_head:
+            raise ValueError(
+                f"n_embd={self.n_embd} is invalid: it must be divisible by n_head={self.n_head}"
+            )
+        check_range("beta", self.beta, 0.0, 1.0)
+        check_range("threshold", self.threshold, 0.0, low_open=True)
+        check_range("attn_threshold", self.attn_threshold, 0.0, low_open=True)
+        check_choice("surrogate", self.surrogate, SURROGATES)
+        check_range("surrogate_scale", self.surrogate_scale, 0.0, low_open=True)
+        check_choice("attention", self.attention, ATTENTIONS)
+        check_range("dropout", self.dropout, 0.0, 1.0)
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head
+
+    @classmethod
+    def tiny(cls, **overrides):
+        """Runs a whole chapter in seconds on a laptop CPU; used by the tests."""
+        return dataclasses.replace(cls(), **overrides)
+
+    def replace(self, **overrides):
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown config fields {sorted(unknown)}; remove them or fix the spelling")
+        return cls(**d)

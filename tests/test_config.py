@@ -1,0 +1,71 @@
+import dataclasses
+
+import pytest
+
+import spike_lib
+from spike_lib.config import Config, LIFConfig, check_range
+
+
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("beta", 1.5, "beta=1.5 is invalid: allowed range is [0.0, 1.0]"),
+        ("beta", -0.1, "beta=-0.1"),
+        ("threshold", 0.0, "threshold=0.0 is invalid: allowed range is (0.0, inf]"),
+        ("threshold", -1.0, "threshold=-1.0"),
+        ("num_steps", 0, "num_steps=0 is invalid: allowed range is [1, inf]"),
+        ("num_steps", 2.5, "num_steps=2.5 is invalid: it must be a number (int)"),
+        ("reset", "soft", "reset='soft' is invalid: choose one of ['subtract', 'zero']"),
+        ("surrogate", "tanh", "surrogate='tanh' is invalid"),
+    ],
+)
+def test_lif_config_rejects_bad_values(field, value, fragment):
+    with pytest.raises(ValueError) as err:
+        LIFConfig(**{field: value})
+    assert fragment in str(err.value)
+
+
+def test_lif_config_defaults_are_valid():
+    cfg = LIFConfig()
+    assert (cfg.beta, cfg.threshold, cfg.num_steps, cfg.reset) == (0.9, 1.0, 8, "subtract")
+
+
+def test_config_heads_must_divide_width():
+    with pytest.raises(ValueError, match="n_embd=30 is invalid: it must be divisible by n_head=4"):
+        Config(n_embd=30, n_head=4)
+    assert Config(n_embd=32, n_head=4).head_size == 8
+
+
+@pytest.mark.parametrize("field, value", [("n_layer", 0), ("dropout", 1.5), ("dropout", -0.1),
+                                          ("attention", "linear"), ("beta", float("nan"))])
+def test_config_rejects(field, value):
+    with pytest.raises(ValueError, match=field):
+        Config(**{field: value})
+
+
+def test_config_round_trips_through_dict_and_rejects_unknown_fields():
+    cfg = Config.tiny(n_layer=2)
+    assert Config.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match=r"unknown config fields \['n_layers'\]"):
+        Config.from_dict({**cfg.to_dict(), "n_layers": 3})
+    assert cfg.replace(n_head=4).n_head == 4
+    assert dataclasses.replace(cfg, seed=1).seed == 1
+
+
+def test_check_range_rejects_bools_and_accepts_bounds():
+    check_range("p", 0.0, 0.0, 1.0)
+    check_range("p", 1.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="must be a number"):
+        check_range("p", True, 0.0, 1.0)
+
+
+def test_quick_mode_switch(monkeypatch):
+    monkeypatch.setenv("SPIKE_QUICK", "1")
+    assert spike_lib.quick_mode() and spike_lib.budget(1000, 10) == 10
+    monkeypatch.setenv("SPIKE_QUICK", "0")
+    assert not spike_lib.quick_mode() and spike_lib.budget(1000, 10) == 1000
+    monkeypatch.delenv("SPIKE_QUICK")
+    assert spike_lib.budget(1000, 10) == 1000
+    monkeypatch.setenv("SPIKE_QUICK", "maybe")
+    with pytest.raises(ValueError, match="SPIKE_QUICK='maybe' is not understood"):
+        spike_lib.quick_mode()

@@ -1,0 +1,101 @@
+"""The course's house rules, checked on every run: sizes, structure, stored outputs."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+REQUIRED_HEADINGS = ("In this chapter you will", "What you built", "Exercises")
+
+
+def tracked_files():
+    try:
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+        names = [n for n in out.stdout.decode().split("\0") if n]
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout: walk the tree
+        skip = {".venv", "_build", ".git", "__pycache__", ".pytest_cache", ".hypothesis"}
+        names = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*")
+                 if p.is_file() and not skip & set(p.relative_to(ROOT).parts)]
+    return [ROOT / n for n in names if (ROOT / n).is_file()]
+
+
+def load_nb(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [ch["file"] for ch in part["chapters"]]
+    return files
+
+
+def test_every_tracked_file_is_under_1000_lines():
+    long = {}
+    for path in tracked_files():
+        data = path.read_bytes()
+        if b"\0" in data[:4096]:  # binary (compressed data, images): no lines to count
+            continue
+        if (n := data.count(b"\n")) >= 1000:
+            long[str(path.relative_to(ROOT))] = n
+    assert not long, f"files at or over 1000 lines, split them by concept: {long}"
+
+
+def test_data_is_under_100_mb():
+    total = sum(p.stat().st_size for p in (ROOT / "data").rglob("*") if p.is_file())
+    assert total < 100 * 2**20, f"data/ holds {total / 2**20:.1f} MB; the limit is 100 MB"
+
+
+def test_toc_lists_every_notebook_and_every_entry_exists():
+    files = toc_files()
+    for nb in NOTEBOOKS:
+        assert f"notebooks/{nb.stem}" in files, f"{nb.name} is missing from _toc.yml"
+    for f in files:
+        candidates = [ROOT / f"{f}{ext}" for ext in (".md", ".ipynb", "")]
+        assert any(c.is_file() for c in candidates), f"_toc.yml lists {f}, which does not exist"
+
+
+def test_there_are_chapters():
+    assert len(NOTEBOOKS) >= 2
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_chapter_structure(path):
+    nb = load_nb(path)
+    md = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    first = "".join(nb["cells"][0]["source"])
+    number = int(path.name[:2])
+    assert first.startswith(f"# {number}. "), f"{path.name} must open with '# {number}. Title'"
+    for heading in REQUIRED_HEADINGS:
+        assert f"## {heading}" in md, f"{path.name} lacks a '## {heading}' section"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_chapter_has_stored_outputs_and_no_errors(path):
+    code = [c for c in load_nb(path)["cells"] if c["cell_type"] == "code"]
+    assert code, f"{path.name} has no code"
+    unexecuted = [i for i, c in enumerate(code) if c.get("execution_count") is None]
+    assert not unexecuted, f"{path.name}: code cells {unexecuted} were never run; run it in full mode"
+    errors = [i for i, c in enumerate(code) for o in c["outputs"] if o["output_type"] == "error"]
+    assert not errors, f"{path.name}: code cells {errors} stored an error"
+    figures = sum("image/png" in o.get("data", {}) for c in code for o in c["outputs"])
+    assert figures >= 2, f"{path.name} stores {figures} figures; a chapter shows its results"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_hygiene(path):
+    nb = load_nb(path)
+    for i, cell in enumerate(nb["cells"]):
+        src = "".join(cell["source"])
+        if cell["cell_type"] != "code":
+            continue
+        assert "!pip" not in src and "%pip" not in src, f"{path.name} cell {i}: no installs"
+        assert "sys.path" not in src, f"{path.name} cell {i}: spike_lib is installed, no sys.path"
+        assert "sk-ant-" not in json.dumps(cell), f"{path.name} cell {i}: looks like an API key"
+        assert "#@save" not in src, f"{path.name} cell {i}: no code generation into the library"
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
