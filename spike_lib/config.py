@@ -78,6 +78,7 @@ class Config:
     beta: float = 0.5  # LIF leak
     threshold: float = 1.0  # LIF threshold of every layer except attention
     attn_threshold: float = 0.5  # threshold of the neuron SN() applied to sum_L K*V
+    reset: str = "subtract"  # LIF reset after a spike: "subtract" (soft) or "zero" (hard)
     surrogate: str = "arctan"
     surrogate_scale: float = 2.0
     detach_reset: bool = True
@@ -85,6 +86,13 @@ class Config:
     spiking: bool = True  # False: the non-spiking twin (smooth activations)
     dropout: float = 0.0
     seed: int = 0
+    # per-layer-type thresholds (None: use `threshold`): the neuron in front of each branch,
+    # the Q/K/V neurons of attention, and the hidden neuron of the MLP
+    in_threshold: float | None = None
+    qkv_threshold: float | None = None
+    hidden_threshold: float | None = None
+    mem_clamp: float | None = None  # clip every LIF membrane to [-mem_clamp, mem_clamp]; None: off
+    tie_weights: bool = False  # True: the readout reuses the token embedding matrix (W_out = E^T)
 
     def __post_init__(self):
         for field in ("vocab_size", "block_size", "n_layer", "n_embd", "n_head", "d_ff"):
@@ -97,19 +105,54 @@ class Config:
         check_range("beta", self.beta, 0.0, 1.0)
         check_range("threshold", self.threshold, 0.0, low_open=True)
         check_range("attn_threshold", self.attn_threshold, 0.0, low_open=True)
+        check_choice("reset", self.reset, RESETS)
         check_choice("surrogate", self.surrogate, SURROGATES)
         check_range("surrogate_scale", self.surrogate_scale, 0.0, low_open=True)
         check_choice("attention", self.attention, ATTENTIONS)
         check_range("dropout", self.dropout, 0.0, 1.0)
+        if self.dropout >= 1.0:
+            raise ValueError(f"dropout={self.dropout} is invalid: allowed range is [0.0, 1.0)")
+        for field in ("in_threshold", "qkv_threshold", "hidden_threshold", "mem_clamp"):
+            if getattr(self, field) is not None:
+                check_range(field, getattr(self, field), 0.0, low_open=True)
+        if self.mem_clamp is not None and self.mem_clamp <= max(self.thresholds().values()):
+            raise ValueError(
+                f"mem_clamp={self.mem_clamp} is invalid: it must exceed every threshold "
+                f"({max(self.thresholds().values())}) or no neuron could ever fire"
+            )
 
     @property
     def head_size(self) -> int:
         return self.n_embd // self.n_head
 
+    def thresholds(self) -> dict:
+        """The firing threshold of each neuron type: in, qkv, attn (the SN of SDSA), hidden."""
+        t = self.threshold
+        return {"in": t if self.in_threshold is None else self.in_threshold,
+                "qkv": t if self.qkv_threshold is None else self.qkv_threshold,
+                "attn": self.attn_threshold,
+                "hidden": t if self.hidden_threshold is None else self.hidden_threshold}
+
     @classmethod
     def tiny(cls, **overrides):
         """Runs a whole chapter in seconds on a laptop CPU; used by the tests."""
         return dataclasses.replace(cls(), **overrides)
+
+    @classmethod
+    def small(cls, **overrides):
+        """The reading-size language model: 4 blocks of width 256 (4 heads of 64), MLP 4x wide,
+        T=4 timesteps (enough for the LIF to integrate, still 4x the cost of one ANN pass) and
+        128-token context: a few million weights, minutes per epoch of the corpus on 2 cores."""
+        # vocab_size 512 is a stand-in: replace it by the tokenizer's tokenizer.vocab_size
+        base = cls(vocab_size=512, block_size=128, n_layer=4, n_embd=256, n_head=4, d_ff=1024,
+                   num_steps=4)
+        return dataclasses.replace(base, **overrides)
+
+    @classmethod
+    def book(cls, **overrides):
+        """The published model: a PLACEHOLDER equal to small() until chapter 8 measures which
+        size trains in the time budget; change it there, with the measurement."""
+        return cls.small(**overrides)
 
     def replace(self, **overrides):
         return dataclasses.replace(self, **overrides)

@@ -49,7 +49,8 @@ class Sigmoid(Surrogate):
         _check_positive("slope", self.slope)
 
     def smooth(self, x, xp=np):
-        return 1.0 / (1.0 + xp.exp(-self.slope * x))
+        # s(kx) = 1/2 + tanh(kx/2)/2: the same function, without exp(-kx) overflowing for x << 0
+        return 0.5 + 0.5 * xp.tanh(0.5 * self.slope * x)
 
     def grad(self, x, xp=np):
         s = self.smooth(x, xp)

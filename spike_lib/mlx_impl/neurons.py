@@ -1,0 +1,98 @@
+"""Leaky integrate-and-fire neurons in MLX: the NumPy forward, differentiated by mx.grad.
+
+Same names and arguments as spike_lib/neurons.py; the backward pass is MLX autodiff, with the
+spike's gradient supplied by spike_lib.mlx_impl.spike.spike_fn (the surrogate).
+Taught in: notebooks/01_lif_neurons.ipynb
+"""
+
+import mlx.core as mx
+from mlx import nn
+
+from spike_lib.mlx_impl.spike import spike_fn
+from spike_lib.neurons import check_lif_args
+from spike_lib.surrogate import get_surrogate
+
+
+def lif_forward(
+    x,
+    beta=0.9,
+    threshold=1.0,
+    reset="subtract",
+    surrogate="arctan",
+    smooth=False,
+    detach_reset=True,
+):
+    """Run LIF over the leading time axis of x (T, ...). Returns spk and mem, both (T, ...).
+
+    As spike_lib.neurons.lif_forward, plus detach_reset: autodiff derives the backward from
+    this forward, so the choice of cutting the gradient through the reset is made here
+    (mx.stop_gradient on s in the reset line), as lif_backward does by hand.
+    """
+    check_lif_args(beta, threshold, reset)
+    x = mx.array(x)
+    if x.ndim < 1 or x.shape[0] < 1:
+        raise ValueError(
+            f"x has shape {tuple(x.shape)}: LIF needs a leading time axis T >= 1, (T, ...)"
+        )
+    if not mx.issubdtype(x.dtype, mx.floating):
+        x = x.astype(mx.float32)
+    sg = get_surrogate(surrogate)
+    spike = spike_fn(sg)
+    v = mx.zeros(x.shape[1:], dtype=x.dtype)
+    spks, mems = [], []
+    for t in range(x.shape[0]):
+        u = beta * v + x[t]  # charge
+        s = sg.smooth(u - threshold, xp=mx) if smooth else spike(u - threshold)  # fire
+        r = mx.stop_gradient(s) if detach_reset else s
+        v = u - threshold * r if reset == "subtract" else u * (1.0 - r)  # reset
+        spks.append(s)
+        mems.append(u)
+    return mx.stack(spks), mx.stack(mems)
+
+
+class LIF(nn.Module):
+    """A layer of LIF neurons with no weights: spk = LIF(x) over the time axis of x (T, ...).
+
+    u[t] = beta v[t-1] + x[t];  s[t] = H(u[t] - threshold);  v[t] = u[t] - threshold s[t]
+    (or v[t] = u[t] (1 - s[t]) with reset="zero"). Gradients: MLX autodiff, with the spike's
+    derivative replaced by the surrogate's (Neftci, Mostafa & Zenke 2019).
+    """
+
+    def __init__(
+        self,
+        beta=0.9,
+        threshold=1.0,
+        reset="subtract",
+        surrogate="arctan",
+        surrogate_scale=None,
+        detach_reset=True,
+    ):
+        super().__init__()
+        check_lif_args(beta, threshold, reset)
+        self.beta, self.threshold, self.reset = beta, threshold, reset
+        self.surrogate = get_surrogate(surrogate, surrogate_scale)
+        self.detach_reset = detach_reset
+        self.smooth = False
+        object.__setattr__(self, "last_spk", None)  # not a parameter: kept for statistics
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(
+            cfg.beta, cfg.threshold, cfg.reset, cfg.surrogate, cfg.surrogate_scale, cfg.detach_reset
+        )
+
+    def set_smooth(self, smooth=True):
+        """Smooth mode: the spike becomes the surrogate's antiderivative (as Module.set_smooth)."""
+        self.smooth = smooth
+        return self
+
+    def __call__(self, x):
+        spk, _ = lif_forward(
+            x, self.beta, self.threshold, self.reset, self.surrogate, self.smooth, self.detach_reset
+        )
+        object.__setattr__(self, "last_spk", mx.stop_gradient(spk))
+        return spk
+
+    def firing_rate(self) -> float:
+        """Mean spikes per neuron per timestep in the last forward pass."""
+        return float(self.last_spk.mean()) if self.last_spk is not None else float("nan")
