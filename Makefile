@@ -4,6 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+# the system OpenBLAS, preloaded so MLX does not use its slow bundled BLAS (see spike_lib/blas.py);
+# recursive (=) so it is looked up after the set-up has installed it
+OPENBLAS = $(firstword $(wildcard /usr/lib/*-linux-gnu/openblas-pthread/libblas.so.3))
+PRELOAD = $(if $(OPENBLAS),LD_PRELOAD=$(OPENBLAS))
 
 .PHONY: book test lab setup pytest notebooks clean help
 
@@ -22,10 +26,10 @@ book: $(STAMP)
 	@echo "book: file://$(CURDIR)/_build/html/index.html"
 
 pytest: $(STAMP)
-	SPIKE_QUICK=1 $(PY) -m pytest tests
+	SPIKE_QUICK=1 $(PRELOAD) $(PY) -m pytest tests
 
 notebooks: $(STAMP)
-	SPIKE_QUICK=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
+	SPIKE_QUICK=1 $(PRELOAD) $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
 
 test: pytest notebooks book
 

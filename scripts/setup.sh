@@ -56,5 +56,6 @@ fi
 say "installing requirements.txt and spike_lib (editable) into $VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+"$VENV/bin/python" -m spike_lib kernel --install --json >/dev/null  # jupyter kernel with fast BLAS
 touch "$VENV/.installed"
 say "done: $VENV is ready"

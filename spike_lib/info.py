@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 import spike_lib
+from spike_lib import blas
 
 
 def numpy_blas() -> str:
@@ -16,7 +17,7 @@ def numpy_blas() -> str:
     try:
         config = np.show_config(mode="dicts")
         return config["Build Dependencies"]["blas"]["name"]
-    except Exception:  # numpy < 1.26 has no mode="dicts"
+    except (TypeError, KeyError):  # numpy < 1.26 has no mode="dicts"
         return "unknown"
 
 
@@ -34,6 +35,7 @@ def collect() -> dict:
 
         info["mlx"] = mx.__version__
         info["mlx_device"] = str(mx.default_device())
+        info["mlx_fast_blas"] = not blas.needs_fix()
     except ImportError:
         info["mlx"] = "not installed"
     return info
