@@ -25,4 +25,4 @@ def budget(full, quick):
     return quick if quick_mode() else full
 
 
-__all__ = ["__version__", "quick_mode", "budget", "QUICK_ENV"]
+__all__ = ["QUICK_ENV", "__version__", "budget", "quick_mode"]

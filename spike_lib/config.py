@@ -18,7 +18,7 @@ def check_range(field, value, low=None, high=None, low_open=False, kind=(int, fl
     """Raise ValueError unless low <= value <= high (or low < value when low_open)."""
     if isinstance(value, bool) or not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ValueError(f"{field}={value!r} is invalid: it must be a number ({names})")
+        raise ValueError(f"{field}={value!r} is invalid: it must be a number ({names})")  # noqa: TRY004
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and value > high
     if too_low or too_high or value != value:  # value != value catches NaN
