@@ -6,6 +6,7 @@ Taught in: notebooks/01_lif_neurons.ipynb (LIFConfig), notebooks/02_sdsa_colors.
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from spike_lib.surrogate import SURROGATES
@@ -21,7 +22,7 @@ def check_range(field, value, low=None, high=None, low_open=False, kind=(int, fl
         raise ValueError(f"{field}={value!r} is invalid: it must be a number ({names})")  # noqa: TRY004
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and value > high
-    if too_low or too_high or value != value:  # value != value catches NaN
+    if too_low or too_high or math.isnan(value):
         left = "(" if low_open else "["
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high

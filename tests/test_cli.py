@@ -7,7 +7,7 @@ from spike_lib.cli import COMMANDS, main
 
 def run_cli(*args):
     proc = subprocess.run([sys.executable, "-m", "spike_lib", *args], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, check=False)
     return proc.returncode, proc.stdout, proc.stderr
 
 
