@@ -41,8 +41,16 @@ def mlx_matmul_gflops(n=1024, repeats=5):
     return 2 * n**3 / median_seconds(lambda: mx.eval(a @ b), repeats) / 1e9
 
 
+def tokenizers_bench(args) -> dict:
+    """MB/s of each tokenizer's encode (spike_lib/tokenizers/bench.py)."""
+    from spike_lib.tokenizers.bench import run_bench
+
+    return run_bench(args)
+
+
 BENCHES = {"matmul": lambda args: {"matmul_gflops": numpy_matmul_gflops(args.n),
-                                   "mlx_matmul_gflops": mlx_matmul_gflops(args.n)}}
+                                   "mlx_matmul_gflops": mlx_matmul_gflops(args.n)},
+           "tokenizers": tokenizers_bench}
 
 
 def add_arguments(parser) -> None:

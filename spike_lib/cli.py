@@ -16,6 +16,12 @@ COMMANDS = {
     "info": ("spike_lib.info", "versions, quick mode and BLAS of this machine"),
     "energy": ("spike_lib.energy", "energy estimate of a layer: ANN MACs vs SNN ACs (45 nm)"),
     "bench": ("spike_lib.bench", "benchmarks: matmul throughput and more (ratios in one run)"),
+    "kernel": ("spike_lib.blas", "fast BLAS for MLX on Linux: status, and --install into Jupyter"),
+    "check": ("spike_lib.check", "gradient check of the whole SpikeLLM (smooth mode, float64)"),
+    "graph": ("spike_lib.graph", "the SpikeLLM module tree: parameters, shapes, spike rates"),
+    "data": ("spike_lib.data.cli", "build the corpus from pinned packages, or check it"),
+    "tokenize": ("spike_lib.tokenizers.cli", "tokenize a file: tokens, chars/token, round trip"),
+    "qa": ("spike_lib.qa", "question/answer pairs: check a file, build offline, ask Claude"),
 }
 
 
@@ -46,6 +52,10 @@ def emit(result: dict, as_json: bool) -> None:
 
 
 def main(argv=None) -> int:
+    if argv is None:  # run as a program: give MLX the fast system BLAS (see spike_lib.blas)
+        from spike_lib.blas import reexec_with_openblas
+
+        reexec_with_openblas(sys.argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -143,7 +143,7 @@ class Config:
     def small(cls, **overrides):
         """The reading-size language model: 4 blocks of width 256 (4 heads of 64), MLP 4x wide,
         T=4 timesteps (enough for the LIF to integrate, still 4x the cost of one ANN pass) and
-        128-token context: a few million weights, minutes per epoch of the corpus on 2 cores."""
+        a 128-token context: 3.5 M weights with a 512-token vocabulary."""
         # vocab_size 512 is a stand-in: replace it by the tokenizer's tokenizer.vocab_size
         base = cls(vocab_size=512, block_size=128, n_layer=4, n_embd=256, n_head=4, d_ff=1024,
                    num_steps=4)

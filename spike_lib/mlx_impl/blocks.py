@@ -1,0 +1,110 @@
+"""The SpikeLLM block in MLX: LayerNorm -> LIF -> causal SDSA, membrane shortcut, LayerNorm -> LIF -> MLP.
+
+Same sub-module names as spike_lib/numpy_impl/blocks.py (ln1, sn1, attn, ln2, sn2, fc1,
+sn_hidden, fc2), so the parameter names of a checkpoint are identical in both ports.
+Taught in: notebooks/07_mlx_port.ipynb
+"""
+
+import mlx.core as mx
+from mlx import nn
+
+from spike_lib.mlx_impl.attention import SDSA, SoftmaxAttention
+from spike_lib.mlx_impl.layers import GELU, Dropout, LayerNorm, Linear
+from spike_lib.mlx_impl.neurons import LIF
+from spike_lib.mlx_impl.spike import spike_fn
+from spike_lib.surrogate import get_surrogate
+
+
+class ClampLIF(LIF):
+    """LIF whose membrane is clipped before it fires: u[t] = clip(beta v[t-1] + x[t], -c, c).
+
+    s[t] = H(u[t] - threshold), v[t] = u[t] - threshold s[t] (or u[t](1 - s[t]) for "zero").
+    The clip's gradient (1 inside [-c, c], 0 outside) comes from autodiff of mx.clip.
+    """
+
+    def __init__(self, mem_clamp, **lif):
+        super().__init__(**lif)
+        if not mem_clamp > self.threshold:
+            raise ValueError(f"mem_clamp={mem_clamp} must exceed threshold={self.threshold}")
+        self.mem_clamp = float(mem_clamp)
+
+    def __call__(self, x):
+        sg, th, c = self.surrogate, self.threshold, self.mem_clamp
+        spike = spike_fn(sg)
+        v = mx.zeros(x.shape[1:], dtype=x.dtype)
+        spks = []
+        for t in range(x.shape[0]):
+            u = mx.clip(self.beta * v + x[t], -c, c)
+            s = sg.smooth(u - th, xp=mx) if self.smooth else spike(u - th)
+            r = mx.stop_gradient(s) if self.detach_reset else s
+            v = u - th * r if self.reset == "subtract" else u * (1.0 - r)
+            spks.append(s)
+        spk = mx.stack(spks)
+        object.__setattr__(self, "last_spk", mx.stop_gradient(spk))
+        return spk
+
+
+class SmoothGate(nn.Module):
+    """y = G(x - threshold), G the surrogate's antiderivative: the twin's stand-in for SN."""
+
+    def __init__(self, threshold, surrogate="arctan", surrogate_scale=None):
+        super().__init__()
+        self.threshold = threshold
+        self.surrogate = get_surrogate(surrogate, surrogate_scale)
+
+    def __call__(self, x):
+        return self.surrogate.smooth(x - self.threshold, xp=mx).astype(x.dtype)
+
+
+def make_neuron(cfg, kind):
+    """The neuron of type kind ("in", "qkv", "attn", "hidden"), as numpy_impl.blocks.make_neuron."""
+    th = cfg.thresholds()[kind]
+    if not cfg.spiking:
+        return SmoothGate(th, cfg.surrogate, cfg.surrogate_scale) if kind == "attn" else GELU()
+    lif = {"beta": cfg.beta, "threshold": th, "reset": cfg.reset, "surrogate": cfg.surrogate,
+           "surrogate_scale": cfg.surrogate_scale, "detach_reset": cfg.detach_reset}
+    return LIF(**lif) if cfg.mem_clamp is None else ClampLIF(cfg.mem_clamp, **lif)
+
+
+def make_attention(cfg, rng):
+    """Causal SDSA (its neurons from make_neuron) or causal softmax attention."""
+    if cfg.attention == "softmax":
+        return SoftmaxAttention(cfg.n_embd, cfg.n_head, rng, causal=True)
+    th = cfg.thresholds()
+    attn = SDSA(cfg.n_embd, cfg.n_head, rng, causal=True, beta=cfg.beta, threshold=th["qkv"],
+                attn_threshold=th["attn"], reset=cfg.reset, surrogate=cfg.surrogate,
+                surrogate_scale=cfg.surrogate_scale, detach_reset=cfg.detach_reset)
+    if not cfg.spiking or cfg.mem_clamp is not None:  # swap in the twin's or clamped neurons
+        for name in ("q_lif", "k_lif", "v_lif"):
+            setattr(attn, name, make_neuron(cfg, "qkv"))
+        attn.attn_lif = make_neuron(cfg, "attn")
+    return attn
+
+
+class Block(nn.Module):
+    """One SpikeLLM block with membrane shortcuts (Spike-driven Transformer V2, Yao et al. 2024):
+
+        x = x + Attn(SN_in(LN_1(x)))                   Attn = causal SDSA or softmax attention
+        x = x + W_2 SN_hidden(W_1 SN_in(LN_2(x)))      the MLP
+    x is the residual stream of membrane potentials, (T, B, L, D).
+    """
+
+    def __init__(self, cfg, rng):
+        super().__init__()
+        d = cfg.n_embd
+        self.ln1 = LayerNorm(d)
+        self.sn1 = make_neuron(cfg, "in")
+        self.attn = make_attention(cfg, rng)
+        self.ln2 = LayerNorm(d)
+        self.sn2 = make_neuron(cfg, "in")
+        self.fc1 = Linear(d, cfg.d_ff, rng)
+        self.sn_hidden = make_neuron(cfg, "hidden")
+        self.fc2 = Linear(cfg.d_ff, d, rng)
+        self.drop1 = Dropout(cfg.dropout) if cfg.dropout > 0 else None
+        self.drop2 = Dropout(cfg.dropout) if cfg.dropout > 0 else None
+
+    def __call__(self, x):
+        a = self.attn(self.sn1(self.ln1(x)))  # (T, B, L, D)
+        x = x + (a if self.drop1 is None else self.drop1(a))
+        h = self.fc2(self.sn_hidden(self.fc1(self.sn2(self.ln2(x)))))  # (T, B, L, D)
+        return x + (h if self.drop2 is None else self.drop2(h))

@@ -1,0 +1,168 @@
+"""SpikeLLM in MLX: the NumPy model's forward and parameter names, autodiff gradients, checkpoints.
+
+Taught in: notebooks/07_mlx_port.ipynb
+"""
+
+import mlx.core as mx
+import numpy as np
+from mlx import nn
+from mlx.utils import tree_flatten, tree_unflatten
+
+from spike_lib.blas import warn_if_slow
+from spike_lib.config import Config
+from spike_lib.mlx_impl.attention import SDSA
+from spike_lib.mlx_impl.blocks import Block
+from spike_lib.mlx_impl.layers import Embedding, LayerNorm, Linear
+from spike_lib.mlx_impl.neurons import LIF
+from spike_lib.numpy_impl.model import SpikeLLM as NumpySpikeLLM
+
+_warned = []  # the slow-BLAS warning is given once per process
+
+
+def _warn_once():
+    if not _warned:
+        _warned.append(True)
+        warn_if_slow()
+
+
+class SpikeLLM(nn.Module):
+    """Token + position embedding, direct encoding over T, blocks, readout averaged over T.
+
+        x0[b, l] = E_tok[idx[b, l]] + E_pos[l]              (B, L, D)
+        x[t] = x0 for t = 1..T  (direct encoding)           (T, B, L, D)
+        x = Block_n(... Block_1(x))                         (T, B, L, D)
+        h = LN_f((1 / T) sum_t x[t])                        (B, L, D)
+        logits = h W_out   (W_out = E_tok^T if tie_weights) (B, L, V)
+    The port of spike_lib.numpy_impl.model.SpikeLLM (Yao et al. 2024; Zhu et al. 2023): the
+    same rng draws give the same weights, and tree_flatten(model.parameters()) gives the NumPy
+    names ("blocks.0.attn.q_proj.W"), so checkpoints load both ways.
+    """
+
+    def __init__(self, cfg, rng=None):
+        super().__init__()
+        if not isinstance(cfg, Config):
+            raise TypeError(f"cfg must be a spike_lib.config.Config, got {type(cfg).__name__}")
+        _warn_once()
+        rng = np.random.default_rng(cfg.seed) if rng is None else rng
+        self.cfg = cfg
+        self.num_steps = cfg.num_steps if cfg.spiking else 1
+        d = cfg.n_embd
+        self.tok_emb = Embedding(cfg.vocab_size, d, rng, std=d**-0.5 if cfg.tie_weights else 1.0)
+        self.pos_emb = Embedding(cfg.block_size, d, rng, std=0.5)
+        self.blocks = [Block(cfg, rng) for _ in range(cfg.n_layer)]
+        self.ln_f = LayerNorm(d)
+        if not cfg.tie_weights:
+            self.lm_head = Linear(d, cfg.vocab_size, rng, bias=False)
+
+    def check_idx(self, idx):
+        """Token ids (B, L) as an mx.array, checked as the NumPy model checks them.
+
+        An mx.array input has only its shape and dtype checked: inside mx.compile its values
+        cannot be read (train_step checks the batch before the compiled step instead).
+        """
+        if not isinstance(idx, mx.array):
+            return mx.array(NumpySpikeLLM.check_idx(self, np.asarray(idx)))
+        if idx.ndim == 1:
+            idx = idx[None]
+        if idx.ndim != 2 or not 1 <= idx.shape[1] <= self.cfg.block_size:
+            raise ValueError(f"idx must be (B, L) token ids with 1 <= L <= block_size="
+                             f"{self.cfg.block_size}, got shape {tuple(idx.shape)}")
+        if not mx.issubdtype(idx.dtype, mx.integer):
+            raise ValueError(f"idx must hold integer token ids, got dtype {idx.dtype}")
+        return idx
+
+    def hidden(self, idx):
+        """The final hidden states h = LN_f(mean_t x[t]), (B, L, D)."""
+        idx = self.check_idx(idx)
+        x0 = self.tok_emb(idx) + self.pos_emb(mx.arange(idx.shape[1]))  # (B, L, D)
+        x = mx.broadcast_to(x0, (self.num_steps, *x0.shape))  # (T, B, L, D)
+        for block in self.blocks:
+            x = block(x)
+        return self.ln_f(x.mean(axis=0))  # (B, L, D)
+
+    def __call__(self, idx):
+        """Logits (B, L, V) of the next token at every position of idx (B, L)."""
+        h = self.hidden(idx)
+        return h @ self.tok_emb.W.T if self.cfg.tie_weights else self.lm_head(h)
+
+    # -- the NumPy Module's interface ---------------------------------------------------------
+    def named_parameters(self):
+        """(dotted name, array) pairs: the same names as the NumPy model's."""
+        return tree_flatten(self.parameters())
+
+    def num_params(self) -> int:
+        return sum(p.size for _, p in self.named_parameters())
+
+    def set_smooth(self, smooth=True):
+        """Every neuron's spike becomes the surrogate's antiderivative (for gradient checks)."""
+        for _, mod in self.named_modules():
+            if isinstance(mod, LIF):
+                mod.smooth = smooth
+        return self
+
+    def astype(self, dtype):
+        """Cast every parameter (mx.float64 for gradient checks; float32 to train)."""
+        self.set_dtype(dtype, predicate=lambda _: True)
+        return self
+
+    def state_dict(self) -> dict:
+        """{dotted name: NumPy array}: what spike_lib.checkpoint.save_checkpoint writes."""
+        return {name: np.array(p) for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict):
+        """Copy arrays in by name; a missing, extra or mis-shaped tensor raises ValueError."""
+        own = dict(self.named_parameters())
+        missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or extra:
+            raise ValueError(
+                f"state dict does not fit this model: missing {missing}, unexpected {extra}; "
+                "was it saved from a model with another config?")
+        new = []
+        for name, p in own.items():
+            value = np.asarray(state[name])
+            if value.shape != tuple(p.shape):
+                raise ValueError(
+                    f"tensor {name!r} has shape {value.shape} in the state dict but "
+                    f"{tuple(p.shape)} in the model; check the config you loaded")
+            new.append((name, mx.array(value).astype(p.dtype)))
+        self.update(tree_unflatten(new))
+        mx.eval(self.parameters())
+        return self
+
+    @classmethod
+    def from_numpy(cls, np_model):
+        """An MLX SpikeLLM with the config and weights of a NumPy SpikeLLM."""
+        return cls(np_model.cfg).load_state_dict(np_model.state_dict())
+
+    def to_numpy(self):
+        """A NumPy SpikeLLM with this model's config and weights."""
+        return NumpySpikeLLM(self.cfg).load_state_dict(self.state_dict())
+
+    # -- statistics ---------------------------------------------------------------------------
+    def firing_rates(self) -> dict:
+        """Spikes per neuron per timestep of every LIF in the last (eager) forward pass."""
+        rates = {}
+        for name, mod in self.named_modules():
+            if isinstance(mod, LIF) and mod.last_spk is not None:
+                rates[name] = float(mod.last_spk.mean())
+            if isinstance(mod, SDSA) and self.cfg.spiking:
+                kv = mod.k_lif.last_spk * mod.v_lif.last_spk
+                rates[f"{name}.kv"] = float(kv.mean())
+        return rates
+
+
+def load_checkpoint(path):
+    """(model, tokenizer, meta) of a checkpoint folder, with an MLX SpikeLLM built from config.json."""
+    from spike_lib import checkpoint
+
+    model, tokenizer, meta = checkpoint.load_checkpoint(
+        path, SpikeLLM(checkpoint.load_config(path)))
+    return model, tokenizer, meta
+
+
+def save_checkpoint(path, model, tokenizer=None, meta=None):
+    """Save an MLX SpikeLLM in the NumPy checkpoint format (weights.npz + config.json)."""
+    from spike_lib import checkpoint
+
+    return checkpoint.save_checkpoint(path, model, tokenizer, meta={**(meta or {}),
+                                                                    "backend": "mlx"})

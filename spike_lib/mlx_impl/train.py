@@ -1,0 +1,160 @@
+"""Training the MLX SpikeLLM: nn.value_and_grad, AdamW, clipping, and an mx.compile'd step.
+
+Taught in: notebooks/07_mlx_port.ipynb
+"""
+
+import math
+
+import mlx.core as mx
+import mlx.optimizers as optim
+import numpy as np
+from mlx import nn
+from mlx.utils import tree_flatten, tree_map
+
+from spike_lib.config import check_range
+from spike_lib.data.batches import IGNORE_INDEX, batch_iterator
+from spike_lib.mlx_impl.layers import cross_entropy
+from spike_lib.numpy_impl.optim import cosine_lr
+from spike_lib.numpy_impl.train import TrainingDiverged, as_ids
+
+
+class AdamW(optim.AdamW):
+    """AdamW with bias correction (Loshchilov & Hutter 2019), as spike_lib.numpy_impl.optim.AdamW:
+
+        m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2,  p <- p - lr wd p  (matrices only)
+        p <- p - lr m_hat / (sqrt(v_hat) + eps),  m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)
+    Vectors (biases, LayerNorm gains) are not decayed, as in the NumPy default_decay.
+    """
+
+    def __init__(self, learning_rate=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        check_range("lr", learning_rate, 0.0)
+        check_range("weight_decay", weight_decay, 0.0)
+        super().__init__(learning_rate, list(betas), eps, weight_decay, bias_correction=True)
+
+    def apply_single(self, gradient, parameter, state):
+        if parameter.ndim < 2:
+            return optim.Adam.apply_single(self, gradient, parameter, state)
+        return super().apply_single(gradient, parameter, state)
+
+
+def loss_fn(model, x, y):
+    """Mean cross-entropy of the next-token logits; targets equal to IGNORE_INDEX are skipped."""
+    return cross_entropy(model(x), y, ignore_index=IGNORE_INDEX)
+
+
+def loss_and_grads(model, x, y):
+    """(loss, grads): grads is a tree shaped like model.parameters() (MLX autodiff)."""
+    return nn.value_and_grad(model, loss_fn)(model, x, y)
+
+
+def grad_norm(grads) -> mx.array:
+    """The global L2 norm of every gradient together (a scalar array)."""
+    return mx.sqrt(sum(mx.square(g).sum() for _, g in tree_flatten(grads)))
+
+
+def make_step(model, optimizer, clip=1.0, compile=True):
+    """One training step step(x, y) -> (loss, grad_norm), compiled with mx.compile by default.
+
+    x, y: (B, L) token ids and targets (NumPy arrays are checked, then converted).
+    The compiled function reads and writes model.state, optimizer.state and mx.random.state
+    (dropout); optimizer.init is called first so its state exists before it is captured. A
+    non-finite loss or gradient norm leaves the weights as they were (selected with mx.where).
+    """
+    optimizer.init(model.trainable_parameters())
+    state = [model.state, optimizer.state, mx.random.state]
+    value_and_grad = nn.value_and_grad(model, loss_fn)
+
+    def step(x, y):
+        loss, grads = value_and_grad(model, x, y)
+        norm = grad_norm(grads)
+        if clip:
+            scale = mx.minimum(1.0, clip / (norm + 1e-12))  # as numpy_impl.optim.clip_grad_norm
+            grads = tree_map(lambda g: g * scale.astype(g.dtype), grads)
+        old = model.trainable_parameters()
+        optimizer.update(model, grads)
+        ok = mx.isfinite(loss) & mx.isfinite(norm)
+        model.update(tree_map(lambda new, prev: mx.where(ok, new, prev),
+                              model.trainable_parameters(), old))
+        return loss, norm
+
+    fn = mx.compile(step, inputs=state, outputs=state) if compile else step
+
+    def checked(x, y):
+        if not isinstance(x, mx.array):  # token ids in range, read before the compiled step
+            x = model.check_idx(x)
+        return fn(x, y if isinstance(y, mx.array) else mx.array(np.asarray(y)))
+
+    return checked
+
+
+def train_step(step, optimizer, x, y, lr=None) -> dict:
+    """Run step (from make_step) on one batch; sets the learning rate first; checks for NaN."""
+    if lr is not None:
+        optimizer.learning_rate = lr
+    loss, norm = step(x, y)
+    mx.eval(loss, norm)
+    loss, norm = loss.item(), norm.item()
+    if not math.isfinite(loss) or not math.isfinite(norm):
+        raise TrainingDiverged(f"the loss is {loss}, the gradient norm {norm}; the weights "
+                               "were not updated")
+    return {"loss": loss, "grad_norm": norm}
+
+
+def train(model, train_data, steps=200, batch_size=16, lr=3e-3, min_lr=None, warmup=20,
+          weight_decay=0.01, clip=1.0, rng=None, compile=True, callback=None) -> dict:
+    """Train with AdamW, warmup + cosine learning rate and gradient clipping (as numpy_impl.train).
+
+    train_data: a 1-D array of token ids (random windows drawn with rng) or an iterator of
+    (x, y) batches. Returns a history dict: step, loss, grad_norm, lr.
+    """
+    check_range("steps", steps, 1, kind=int)
+    check_range("batch_size", batch_size, 1, kind=int)
+    if isinstance(train_data, (np.ndarray, list, tuple)):
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError("pass rng=np.random.default_rng(seed): batches are drawn from it")
+        ids = as_ids(train_data, model.cfg.vocab_size)
+        if len(ids) < 2:
+            raise ValueError(f"need at least 2 tokens to train on, got {len(ids)}")
+        train_data = batch_iterator(ids, min(model.cfg.block_size, len(ids) - 1), batch_size, rng)
+    min_lr = lr * 0.1 if min_lr is None else min_lr
+    optimizer = AdamW(lr, weight_decay=weight_decay)
+    model.train(True)
+    step_fn = make_step(model, optimizer, clip, compile)
+    hist = {"step": [], "loss": [], "grad_norm": [], "lr": []}
+    for step in range(steps):
+        x, y = next(train_data)
+        lr_t = cosine_lr(step, lr, warmup, steps, min_lr)
+        rec = train_step(step_fn, optimizer, x, y, lr_t)
+        for key, value in (("step", step), ("loss", rec["loss"]),
+                           ("grad_norm", rec["grad_norm"]), ("lr", lr_t)):
+            hist[key].append(value)
+        if callback is not None:
+            callback(step, rec)
+    model.train(False)
+    return hist
+
+
+def benchmark_train_step(cfg, batch_size=8, repeats=3, seed=0, compile=True) -> dict:
+    """Median time of one MLX training step (forward, autodiff, AdamW) on random tokens.
+
+    Returns step_s, tokens_per_s and model_gflops_per_s (spike_lib.numpy_impl.model's
+    train_step_flops / step_s), to compare with the NumPy step measured in the same run.
+    """
+    from spike_lib.bench import median_seconds
+    from spike_lib.mlx_impl.model import SpikeLLM
+    from spike_lib.numpy_impl.model import train_step_flops
+
+    rng = np.random.default_rng(seed)
+    model = SpikeLLM(cfg, rng)
+    optimizer = AdamW(1e-4)
+    step = make_step(model, optimizer, compile=compile)
+    x = mx.array(rng.integers(0, cfg.vocab_size, (batch_size, cfg.block_size)))
+    y = mx.array(rng.integers(0, cfg.vocab_size, (batch_size, cfg.block_size)))
+
+    def once():
+        mx.eval(step(x, y), model.state, optimizer.state)
+
+    once()  # mx.compile builds its kernels on the first call
+    step_s = median_seconds(once, repeats)
+    return {"step_s": step_s, "tokens_per_s": x.size / step_s,
+            "model_gflops_per_s": train_step_flops(cfg, batch_size) / step_s / 1e9}

@@ -1,0 +1,178 @@
+"""SpikeLLM in NumPy: a causal spike-driven language model with a hand-written backward pass.
+
+Taught in: notebooks/05_spikellm_forward.ipynb (forward), notebooks/06_spikellm_training.ipynb
+"""
+
+import numpy as np
+
+from spike_lib.config import Config
+from spike_lib.energy import EnergyReport, linear_flops
+from spike_lib.neurons import LIF
+from spike_lib.numpy_impl.attention import SDSA
+from spike_lib.numpy_impl.blocks import Block
+from spike_lib.numpy_impl.layers import Embedding, LayerNorm, Linear
+from spike_lib.numpy_impl.module import Module
+
+
+class SpikeLLM(Module):
+    """Token + position embedding, direct encoding over T, blocks, readout averaged over T.
+
+        x0[b, l] = E_tok[idx[b, l]] + E_pos[l]              (B, L, D)
+        x[t] = x0 for t = 1..T  (direct encoding)           (T, B, L, D)
+        x = Block_n(... Block_1(x))                         (T, B, L, D)
+        h = LN_f((1 / T) sum_t x[t])                        (B, L, D)
+        logits = h W_out   (W_out = E_tok^T if tie_weights) (B, L, V)
+    Every block is causal (SDSA with a cumulative sum over positions, or masked softmax), so
+    logits[:, l] depend on idx[:, :l + 1] only. With cfg.spiking False (the non-spiking twin)
+    every neuron is a smooth stateless function, all timesteps would be equal, and the model
+    runs T = 1. Built on Spike-driven Transformer V2 (Yao et al. 2024) and SpikeGPT (Zhu et
+    al. 2023).
+    """
+
+    def __init__(self, cfg, rng=None):
+        super().__init__()
+        if not isinstance(cfg, Config):
+            raise TypeError(f"cfg must be a spike_lib.config.Config, got {type(cfg).__name__}")
+        rng = np.random.default_rng(cfg.seed) if rng is None else rng
+        self.cfg = cfg
+        self.num_steps = cfg.num_steps if cfg.spiking else 1
+        d = cfg.n_embd
+        # a tied readout reads logits = h E^T with h of unit variance: keep E small then
+        self.add_module("tok_emb", Embedding(cfg.vocab_size, d, rng,
+                                             std=d**-0.5 if cfg.tie_weights else 1.0))
+        self.add_module("pos_emb", Embedding(cfg.block_size, d, rng, std=0.5))
+        self.blocks = [self.add_module(f"blocks.{i}", Block(cfg, rng)) for i in range(cfg.n_layer)]
+        self.add_module("ln_f", LayerNorm(d))
+        if not cfg.tie_weights:
+            self.add_module("lm_head", Linear(d, cfg.vocab_size, rng, bias=False))
+
+    def train(self, mode=True):
+        """Dropout on (mode=True) or off; returns self."""
+        for _, mod in self.named_modules():
+            if hasattr(mod, "training"):
+                mod.training = mode
+        return self
+
+    def check_idx(self, idx):
+        idx = np.asarray(idx)
+        if idx.ndim == 1:
+            idx = idx[None]
+        if idx.ndim != 2 or not 1 <= idx.shape[1] <= self.cfg.block_size:
+            raise ValueError(f"idx must be (B, L) token ids with 1 <= L <= block_size="
+                             f"{self.cfg.block_size}, got shape {idx.shape}; crop the context")
+        if not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"idx must hold integer token ids, got dtype {idx.dtype}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.cfg.vocab_size):
+            raise ValueError(f"token ids must lie in [0, {self.cfg.vocab_size - 1}] "
+                             f"(vocab_size), got {idx.min()}..{idx.max()}: is the tokenizer "
+                             "the one this model was built for?")
+        return idx
+
+    def hidden(self, idx):
+        """The final hidden states h = LN_f(mean_t x[t]), (B, L, D); caches for backward."""
+        idx = self.check_idx(idx)
+        m = self.modules
+        x0 = m["tok_emb"](idx) + m["pos_emb"](np.arange(idx.shape[1]))  # (B, L, D)
+        x = np.broadcast_to(x0, (self.num_steps,) + x0.shape)  # (T, B, L, D), no copy
+        for block in self.blocks:
+            x = block(x)  # (T, B, L, D)
+        return m["ln_f"](x.mean(axis=0))  # (B, L, D)
+
+    def forward(self, idx):
+        """Logits (B, L, V) of the next token at every position of idx (B, L)."""
+        h = self.hidden(idx)
+        if self.cfg.tie_weights:
+            self.h = h
+            return h @ self.modules["tok_emb"].params["W"].T
+        return self.modules["lm_head"](h)
+
+    def backward(self, dlogits):
+        """Accumulate every parameter's gradient from dL/dlogits (B, L, V); returns None."""
+        m = self.modules
+        if self.cfg.tie_weights:
+            emb = m["tok_emb"]
+            v, d = emb.params["W"].shape
+            emb.grads["W"] += dlogits.reshape(-1, v).T @ self.h.reshape(-1, d)
+            dh = dlogits @ emb.params["W"]
+        else:
+            dh = m["lm_head"].backward(dlogits)
+        dxm = m["ln_f"].backward(dh) / self.num_steps  # (B, L, D), the mean over T
+        dx = np.broadcast_to(dxm, (self.num_steps,) + dxm.shape)  # (T, B, L, D)
+        for block in reversed(self.blocks):
+            dx = block.backward(dx)
+        dx0 = dx.sum(axis=0)  # direct encoding: the same x0 at every step
+        m["tok_emb"].backward(dx0)
+        m["pos_emb"].backward(dx0.sum(axis=0))
+
+    # -- statistics --------------------------------------------------------------------------
+    def firing_rates(self) -> dict:
+        """Spikes per neuron per timestep of every LIF in the last forward pass ({} for the twin).
+
+        Besides the neurons, "<block>.attn.kv" is the rate of K AND V and "<block>.attn.out_in"
+        the rate of Q * SN(.), the spikes entering the output projection.
+        """
+        rates = {}
+        for name, mod in self.named_modules():
+            if isinstance(mod, LIF) and mod.last_spk is not None:
+                rates[name] = float(mod.last_spk.mean())
+            if isinstance(mod, SDSA) and self.cfg.spiking:
+                kv = mod.modules["k_lif"].last_spk * mod.modules["v_lif"].last_spk
+                rates[f"{name}.kv"] = float(kv.mean())
+                rates[f"{name}.out_in"] = float(mod.modules["out_proj"].x.mean())
+        return rates
+
+    def energy_report(self, n_batch, n_tok) -> EnergyReport:
+        """Op counts and 45 nm energy of the last forward pass over n_batch x n_tok tokens.
+
+        A Linear fed spikes pays one accumulate (0.9 pJ) per spike and weight; one fed real
+        values pays a MAC (4.6 pJ) per weight. SDSA's K*V sum counts one addition per K AND V
+        spike; softmax attention pays 2 L^2 D MACs per sequence and step. The readout runs once
+        on the mean over T, so its SNN energy is charged once, not T times. LayerNorm, the
+        embedding lookup and residual adds are not counted (as in the papers).
+        """
+        cfg, rates = self.cfg, self.firing_rates()
+        n, d = n_batch * n_tok, cfg.n_embd
+        rep = EnergyReport(num_steps=self.num_steps)
+
+        def rate(name):
+            return rates.get(name) if cfg.spiking else None
+
+        for i in range(cfg.n_layer):
+            b = f"blocks.{i}"
+            for p in ("q", "k", "v"):
+                rep.add(f"{b}.attn.{p}_proj", linear_flops(d, d, n), rate(f"{b}.sn1"))
+            if cfg.attention == "sdsa":
+                rep.add(f"{b}.attn.kv_sum", n * d, rate(f"{b}.attn.kv"))
+                rep.add(f"{b}.attn.out_proj", linear_flops(d, d, n), rate(f"{b}.attn.out_in"))
+            else:
+                rep.add(f"{b}.attn.qk_av", 2 * n_batch * n_tok * n_tok * d, None)
+                rep.add(f"{b}.attn.out_proj", linear_flops(d, d, n), None)
+            rep.add(f"{b}.fc1", linear_flops(d, cfg.d_ff, n), rate(f"{b}.sn2"))
+            rep.add(f"{b}.fc2", linear_flops(cfg.d_ff, d, n), rate(f"{b}.sn_hidden"))
+        rep.add("lm_head", linear_flops(d, cfg.vocab_size, n), None)
+        rep.rows[-1]["snn_pj"] = rep.rows[-1]["ann_pj"]  # once, on the mean over T
+        return rep
+
+
+def forward_macs(cfg, n_batch, n_tok) -> int:
+    """Multiply-accumulates of the matmuls of one forward pass over n_batch x n_tok tokens.
+
+    Per timestep and token: 4 D^2 (Q, K, V, O) + 2 D d_ff (MLP) per block; softmax attention adds
+    2 L^2 D per sequence (Q K^T and A V, the masked half included). The readout (D V per token)
+    runs once. The twin runs T = 1. SDSA's attention core has no MACs.
+    """
+    t = cfg.num_steps if cfg.spiking else 1
+    n, d = n_batch * n_tok, cfg.n_embd
+    per_block = n * (4 * d * d + 2 * d * cfg.d_ff)
+    if cfg.attention == "softmax":
+        per_block += 2 * n_batch * n_tok * n_tok * d
+    return t * cfg.n_layer * per_block + n * d * cfg.vocab_size
+
+
+def train_step_flops(cfg, batch, n_tok=None) -> int:
+    """Model FLOPs of one training step: forward 2 x MACs plus backward 4 x MACs = 6 x MACs.
+
+    batch: sequences per step; n_tok: tokens per sequence (default cfg.block_size). Elementwise
+    work (LIF, LayerNorm, the cumulative sums) is not counted: it is what the step pays on top.
+    """
+    return 6 * forward_macs(cfg, batch, cfg.block_size if n_tok is None else n_tok)

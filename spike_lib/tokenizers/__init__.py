@@ -1,0 +1,84 @@
+"""Tokenizers by name: `get_tokenizer("syllable")` loads the shipped one, `load_tokenizer(path)`
+any saved one; all share encode/decode/vocab_size/save and are lossless.
+
+Taught in: notebooks/04_tokenizers.ipynb
+"""
+
+from pathlib import Path
+
+from spike_lib.config import check_choice
+from spike_lib.tokenizers.base import EOT, Tokenizer, read_json
+from spike_lib.tokenizers.bpe import BPETokenizer
+from spike_lib.tokenizers.char import CharTokenizer
+from spike_lib.tokenizers.gpt2 import GPT2Tokenizer
+from spike_lib.tokenizers.syllable import SyllableTokenizer
+
+TOKENIZERS = {
+    "char": CharTokenizer,
+    "syllable": SyllableTokenizer,
+    "bpe": BPETokenizer,
+    "gpt2": GPT2Tokenizer,
+}
+DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "tokenizers"
+
+
+def shipped_path(name: str) -> Path:
+    """Where the course's trained tokenizer `name` lives: data/tokenizers/<name>.json."""
+    return DATA_DIR / f"{name}.json"
+
+
+def get_tokenizer(name: str, train_text=None, **kwargs) -> Tokenizer:
+    """The tokenizer `name`: trained on train_text (kwargs go to .train) if given, otherwise the
+    shipped file from data/tokenizers/ (gpt2 always loads its rank file; kwargs go to it)."""
+    check_choice("tokenizer", name, list(TOKENIZERS))
+    cls = TOKENIZERS[name]
+    if name == "gpt2":
+        return cls(**kwargs)
+    if train_text is not None:
+        return cls.train(train_text, **kwargs)
+    path = shipped_path(name)
+    if not path.is_file():
+        raise ValueError(
+            f"no shipped {name!r} tokenizer at {path}: pass train_text=... to train one"
+        )
+    return cls.load(path)
+
+
+def load_tokenizer(path) -> Tokenizer:
+    """Load any tokenizer saved with .save(path) (JSON; the 'type' field picks the class)."""
+    data = read_json(path)
+    check_choice(f"type in {path}", data["type"], list(TOKENIZERS))
+    return TOKENIZERS[data["type"]].from_state(data, path)
+
+
+def build_shipped_tokenizers(text=None, out_dir=DATA_DIR, num_syllables=2000) -> dict:
+    """Train the shipped char, syllable and bpe tokenizers on the corpus training split (BPE with
+    the syllable tokenizer's vocabulary size, for a fair comparison); save them; return sizes."""
+    if text is None:
+        from spike_lib.data.corpus import corpus_text
+
+        text = corpus_text("train")
+    out_dir = Path(out_dir)
+    char = CharTokenizer.train(text)
+    syl = SyllableTokenizer.train(text, num_syllables=num_syllables)
+    bpe = BPETokenizer.train(text, vocab_size=syl.vocab_size)
+    sizes = {}
+    for name, tok in (("char", char), ("syllable", syl), ("bpe", bpe)):
+        tok.save(out_dir / f"{name}.json")
+        sizes[name] = tok.vocab_size
+    return sizes
+
+
+__all__ = [
+    "EOT",
+    "TOKENIZERS",
+    "BPETokenizer",
+    "CharTokenizer",
+    "GPT2Tokenizer",
+    "SyllableTokenizer",
+    "Tokenizer",
+    "build_shipped_tokenizers",
+    "get_tokenizer",
+    "load_tokenizer",
+    "shipped_path",
+]
