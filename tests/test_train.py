@@ -103,7 +103,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
               ckpt_dir=tmp_path / "ck", ckpt_every=2, callback=poison)
     msg = str(err.value)
     assert "training stopped at step 4 (counting from 0): the loss is nan" in msg
-    assert "weights after 4 updates" in msg and "holds the weights after 4" in msg
+    assert "weights after 4 updates" in msg and "holds the weights after 4 updates" in msg
     good, _, meta = load_checkpoint(tmp_path / "ck")
     assert meta["step"] == 4
     assert all(np.isfinite(p).all() for p in good.parameters())

@@ -78,13 +78,14 @@ class SDSA(nn.Module):
         q = self.q_lif(self.q_proj(x))  # (T, B, L, D) spikes
         k = self.k_lif(self.k_proj(x))
         v = self.v_lif(self.v_proj(x))
-        qh, kh, vh = (split_heads(a, self.n_head) for a in (q, k, v))  # (T, B, H, L, hd)
-        kv = kh * vh  # AND of two spike trains
+        # every SDSA-1 operation acts channel by channel, so splitting heads (as NumPy does for
+        # bookkeeping) changes no number: skipping it saves four transposed copies
+        kv = k * v  # AND of two spike trains
         if mask is not None:
-            kv = kv * _key_mask(mask, x.shape[2])  # padding tokens add nothing
+            kv = kv * _key_mask(mask, x.shape[2])[:, 0]  # (B, L, 1): padding tokens add nothing
         s = mx.cumsum(kv, axis=-2) if self.causal else kv.sum(axis=-2, keepdims=True)
-        g = self.attn_lif(s)  # (T, B, H, 1 or L, hd)
-        return self.out_proj(merge_heads(qh * g))
+        g = self.attn_lif(s)  # (T, B, 1 or L, D): which channels are "on"
+        return self.out_proj(q * g)  # q * g is a mask on q
 
 
 class SoftmaxAttention(nn.Module):

@@ -19,7 +19,8 @@ from spike_lib.numpy_impl.model import SpikeLLM as NumpySpikeLLM
 _warned = []  # the slow-BLAS warning is given once per process
 
 
-def _warn_once():
+def warn_if_slow_once():
+    """spike_lib.blas.warn_if_slow, the first time an MLX model is built in this process."""
     if not _warned:
         _warned.append(True)
         warn_if_slow()
@@ -42,7 +43,7 @@ class SpikeLLM(nn.Module):
         super().__init__()
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a spike_lib.config.Config, got {type(cfg).__name__}")
-        _warn_once()
+        warn_if_slow_once()
         rng = np.random.default_rng(cfg.seed) if rng is None else rng
         self.cfg = cfg
         self.num_steps = cfg.num_steps if cfg.spiking else 1

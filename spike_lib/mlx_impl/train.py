@@ -58,7 +58,8 @@ def make_step(model, optimizer, clip=1.0, compile=True):
     x, y: (B, L) token ids and targets (NumPy arrays are checked, then converted).
     The compiled function reads and writes model.state, optimizer.state and mx.random.state
     (dropout); optimizer.init is called first so its state exists before it is captured. A
-    non-finite loss or gradient norm leaves the weights as they were (selected with mx.where).
+    non-finite loss or gradient norm leaves the weights as they were (selected with mx.where);
+    the optimizer's moments are not restored, so build a new optimizer before going on.
     """
     optimizer.init(model.trainable_parameters())
     state = [model.state, optimizer.state, mx.random.state]
@@ -98,6 +99,34 @@ def train_step(step, optimizer, x, y, lr=None) -> dict:
         raise TrainingDiverged(f"the loss is {loss}, the gradient norm {norm}; the weights "
                                "were not updated")
     return {"loss": loss, "grad_norm": norm}
+
+
+def evaluate(model, ids, n_chars=None, batch_size=16) -> dict:
+    """Loss over every token of ids after the first, as spike_lib.numpy_impl.train.evaluate.
+
+    The windows are the NumPy function's; dropout is off while evaluating, then restored.
+    """
+    from spike_lib.numpy_impl import train as np_train
+
+    class _Modes:  # MLX's `training` is read-only: hand NumPy's evaluate a view without modes
+        def __init__(self, m):
+            self.cfg, self.m = m.cfg, m
+
+        def __call__(self, x):
+            return np.array(self.m(x))
+
+        def named_modules(self):
+            return []
+
+        def train(self, mode):
+            return self
+
+    was_training = model.training
+    model.train(False)
+    try:
+        return np_train.evaluate(_Modes(model), ids, n_chars, batch_size)
+    finally:
+        model.train(was_training)
 
 
 def train(model, train_data, steps=200, batch_size=16, lr=3e-3, min_lr=None, warmup=20,

@@ -130,7 +130,8 @@ def train(model, train_data, val_ids=None, steps=200, batch_size=16, lr=3e-3, mi
         except TrainingDiverged as err:
             saved = hist["last_checkpoint_step"]
             where = ("no checkpoint was saved yet" if saved is None else
-                     f"the last good checkpoint, {ckpt_dir}, holds the weights after {saved}")
+                     f"the last good checkpoint, {ckpt_dir}, holds the weights after {saved} "
+                     "updates")
             raise TrainingDiverged(
                 f"training stopped at step {step} (counting from 0): {err}. The model keeps its "
                 f"weights after {step} updates; {where}. Lower the learning rate (lr={lr}) or "

@@ -1,0 +1,52 @@
+"""`python -m spike_lib train`: train a SpikeLLM into a run folder, or resume it.
+
+Taught in: notebooks/10_toolkit.ipynb
+"""
+
+import argparse
+import sys
+
+
+def add_arguments(parser) -> None:
+    # defaults are None: a new run takes spike_lib.runs.DEFAULTS, a resumed one its saved value
+    parser.add_argument("--out", required=True, help="run folder, e.g. runs/tiny-char")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last good checkpoint")
+    parser.add_argument("--config", choices=["tiny", "small", "book"], help="model preset (tiny)")
+    parser.add_argument("--tokenizer", help="char, syllable, bpe, gpt2 or a saved .json "
+                        "(default: char for tiny, bpe otherwise); sets vocab_size")
+    parser.add_argument("--backend", choices=["numpy", "mlx"], help="numpy (default) or mlx")
+    parser.add_argument("--steps", type=int, help="total updates (200)")
+    parser.add_argument("--batch-size", type=int, help="sequences per step (16)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (3e-3)")
+    parser.add_argument("--warmup", type=int, help="warmup steps before the cosine decay (20)")
+    parser.add_argument("--eval-every", type=int, help="steps between validations (50)")
+    parser.add_argument("--ckpt-every", type=int, help="steps between checkpoints (eval-every)")
+    parser.add_argument("--val-tokens", type=int, help="validation tokens per evaluation (4096)")
+    parser.add_argument("--seed", type=int, help="weights and batches (0)")
+    parser.add_argument("--spiking", action=argparse.BooleanOptionalAction, default=None,
+                        help="--no-spiking trains the non-spiking twin")
+    parser.add_argument("--attention", choices=["sdsa", "softmax"], help="sdsa (default)")
+    parser.add_argument("--metadata", action="store_const", const=True, default=None,
+                        help="prefix each chunk with its document's category (metadata conditioning)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+OPTIONS = ("config", "tokenizer", "backend", "steps", "batch_size", "lr", "warmup",
+           "eval_every", "ckpt_every", "val_tokens", "seed", "spiking", "attention", "metadata")
+
+
+def run(args):
+    from spike_lib.numpy_impl.train import TrainingDiverged
+    from spike_lib.runs import RunError, train_run
+
+    options = {k: getattr(args, k) for k in OPTIONS}
+    try:
+        return train_run(args.out, resume=args.resume, progress=not args.no_progress, **options)
+    except (TrainingDiverged, RunError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {args.out}/checkpoint holds the last saved step; continue with "
+              f"`python -m spike_lib train --out {args.out} --resume`", file=sys.stderr)
+        return 130
