@@ -131,3 +131,43 @@ def test_evaluate_matches_numpy():
     assert got["n_tokens"] == want["n_tokens"] == 44
     assert got["loss"] == pytest.approx(want["loss"], rel=1e-5)  # dropout was off in both
     assert got["bpc"] == pytest.approx(want["bpc"], rel=1e-5) and model.training
+
+
+def test_compiled_step_draws_new_dropout_masks():
+    model = SpikeLLM(CFG.replace(dropout=0.5)).train(True)
+    step = make_step(model, AdamW(0.0, weight_decay=0.0))  # lr 0: the weights never change
+    x, y = (mx.array(a) for a in _batch())
+    mx.random.seed(0)
+    losses = [step(x, y)[0].item() for _ in range(3)]
+    assert len(set(losses)) == 3  # mx.random.state is an input and output of the compiled step
+    model.train(False)
+    assert step(x, y)[0].item() == step(x, y)[0].item()  # eval mode: no dropout
+
+
+def test_optimizer_state_resumes_across_ports(tmp_path):
+    from spike_lib.checkpoint import load_checkpoint, save_checkpoint
+    from spike_lib.mlx_impl.model import load_checkpoint as mlx_load
+    from spike_lib.mlx_impl.model import save_checkpoint as mlx_save
+
+    x, y = _batch()
+    ref = NpSpikeLLM(CFG)
+    opt_np = NpAdamW(ref, lr=1e-2)
+    for _ in range(2):
+        np_train_step(ref, opt_np, x, y, clip=None)
+    save_checkpoint(tmp_path / "np", ref, optimizer=opt_np)
+    opt = AdamW(1e-2)
+    model, _, _ = mlx_load(tmp_path / "np", optimizer=opt)  # NumPy -> MLX, moments included
+    assert int(opt.state["step"]) == 2
+    step = make_step(model, opt, clip=None)  # init keeps the loaded moments
+    want = np_train_step(ref, opt_np, x, y, clip=None)
+    assert train_step(step, opt, x, y)["loss"] == pytest.approx(want["loss"], rel=1e-5)
+    theirs = ref.state_dict()
+    assert max(normwise_rel_error(a, theirs[k]) for k, a in model.state_dict().items()) < 1e-5
+    mlx_save(tmp_path / "mx", model, optimizer=opt)  # MLX -> NumPy
+    back_opt = NpAdamW(NpSpikeLLM(CFG))
+    load_checkpoint(tmp_path / "mx", back_opt.model, back_opt)
+    assert back_opt.t == 3
+    assert normwise_rel_error(back_opt.v["blocks.0.fc2.W"],
+                              opt_np.v["blocks.0.fc2.W"]) < 1e-5
+    with pytest.raises(ValueError, match="optimizer.init"):
+        AdamW(1e-2).load_state_dict(opt_np.state_dict())

@@ -152,18 +152,26 @@ class SpikeLLM(nn.Module):
         return rates
 
 
-def load_checkpoint(path):
-    """(model, tokenizer, meta) of a checkpoint folder, with an MLX SpikeLLM built from config.json."""
+def load_checkpoint(path, optimizer=None):
+    """(model, tokenizer, meta) of a checkpoint folder, with an MLX SpikeLLM built from config.json.
+
+    optimizer: an MLX AdamW to receive the checkpoint's optimizer.npz (a NumPy AdamW's moments
+    load too: the names are the same), so training resumes where either port stopped.
+    """
     from spike_lib import checkpoint
 
     model, tokenizer, meta = checkpoint.load_checkpoint(
         path, SpikeLLM(checkpoint.load_config(path)))
+    if optimizer is not None:
+        optimizer.init(model.trainable_parameters())
+        optimizer.load_state_dict(checkpoint.read_npz(checkpoint.check_folder(path)
+                                                      / checkpoint.OPTIMIZER))
     return model, tokenizer, meta
 
 
-def save_checkpoint(path, model, tokenizer=None, meta=None):
-    """Save an MLX SpikeLLM in the NumPy checkpoint format (weights.npz + config.json)."""
+def save_checkpoint(path, model, tokenizer=None, optimizer=None, meta=None):
+    """Save an MLX SpikeLLM (and its AdamW) in the NumPy checkpoint format."""
     from spike_lib import checkpoint
 
-    return checkpoint.save_checkpoint(path, model, tokenizer, meta={**(meta or {}),
-                                                                    "backend": "mlx"})
+    return checkpoint.save_checkpoint(path, model, tokenizer, optimizer,
+                                      meta={**(meta or {}), "backend": "mlx"})

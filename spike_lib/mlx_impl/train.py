@@ -9,7 +9,7 @@ import mlx.core as mx
 import mlx.optimizers as optim
 import numpy as np
 from mlx import nn
-from mlx.utils import tree_flatten, tree_map
+from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
 from spike_lib.config import check_range
 from spike_lib.data.batches import IGNORE_INDEX, batch_iterator
@@ -30,6 +30,28 @@ class AdamW(optim.AdamW):
         check_range("lr", learning_rate, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         super().__init__(learning_rate, list(betas), eps, weight_decay, bias_correction=True)
+
+    def state_dict(self) -> dict:
+        """Moments and step count in the NumPy AdamW's format: t, m.<name>, v.<name>."""
+        state = {"t": np.array(int(self.state.get("step", 0)))}
+        for key, value in tree_flatten({k: v for k, v in self.state.items()
+                                        if k not in ("step", "learning_rate")}):
+            name, moment = key.rsplit(".", 1)
+            state[f"{moment}.{name}"] = np.array(value)
+        return state
+
+    def load_state_dict(self, state):
+        """Load a NumPy AdamW state (e.g. a checkpoint's optimizer.npz) into an initialised one."""
+        own = {k for k, _ in tree_flatten(self.state) if k not in ("step", "learning_rate")}
+        got = {f"{k[2:]}.{k[0]}" for k in state if k[:2] in ("m.", "v.")}
+        if not self._initialized or got != own:
+            raise ValueError(f"optimizer state does not fit: missing {sorted(own - got)[:5]}, "
+                             f"unexpected {sorted(got - own)[:5]}; call optimizer.init(model."
+                             "trainable_parameters()) (make_step does) before loading")
+        tree = tree_unflatten([(k, mx.array(state[f"{k[-1]}.{k[:-2]}"])) for k in sorted(own)])
+        self.state.update(tree)
+        self.state["step"] = mx.array(int(state["t"]), mx.uint64)
+        return self
 
     def apply_single(self, gradient, parameter, state):
         if parameter.ndim < 2:
@@ -58,6 +80,7 @@ def make_step(model, optimizer, clip=1.0, compile=True):
     x, y: (B, L) token ids and targets (NumPy arrays are checked, then converted).
     The compiled function reads and writes model.state, optimizer.state and mx.random.state
     (dropout); optimizer.init is called first so its state exists before it is captured. A
+    trace fixes Python flags, so train and eval mode (dropout on or off) get one trace each. A
     non-finite loss or gradient norm leaves the weights as they were (selected with mx.where);
     the optimizer's moments are not restored, so build a new optimizer before going on.
     """
@@ -65,24 +88,30 @@ def make_step(model, optimizer, clip=1.0, compile=True):
     state = [model.state, optimizer.state, mx.random.state]
     value_and_grad = nn.value_and_grad(model, loss_fn)
 
-    def step(x, y):
-        loss, grads = value_and_grad(model, x, y)
-        norm = grad_norm(grads)
-        if clip:
-            scale = mx.minimum(1.0, clip / (norm + 1e-12))  # as numpy_impl.optim.clip_grad_norm
-            grads = tree_map(lambda g: g * scale.astype(g.dtype), grads)
-        old = model.trainable_parameters()
-        optimizer.update(model, grads)
-        ok = mx.isfinite(loss) & mx.isfinite(norm)
-        model.update(tree_map(lambda new, prev: mx.where(ok, new, prev),
-                              model.trainable_parameters(), old))
-        return loss, norm
+    def build():
+        def step(x, y):
+            loss, grads = value_and_grad(model, x, y)
+            norm = grad_norm(grads)
+            if clip:
+                scale = mx.minimum(1.0, clip / (norm + 1e-12))  # as numpy_impl's clip_grad_norm
+                grads = tree_map(lambda g: g * scale.astype(g.dtype), grads)
+            old = model.trainable_parameters()
+            optimizer.update(model, grads)
+            ok = mx.isfinite(loss) & mx.isfinite(norm)
+            model.update(tree_map(lambda new, prev: mx.where(ok, new, prev),
+                                  model.trainable_parameters(), old))
+            return loss, norm
 
-    fn = mx.compile(step, inputs=state, outputs=state) if compile else step
+        return mx.compile(step, inputs=state, outputs=state) if compile else step
+
+    traced = {}  # a trace bakes in Python flags such as model.training: one trace per mode
 
     def checked(x, y):
         if not isinstance(x, mx.array):  # token ids in range, read before the compiled step
             x = model.check_idx(x)
+        if model.training not in traced:
+            traced[model.training] = build()
+        fn = traced[model.training]
         return fn(x, y if isinstance(y, mx.array) else mx.array(np.asarray(y)))
 
     return checked
