@@ -106,16 +106,19 @@ def test_bench_train_reports_both_backends():
     from spike_lib.bench import train_bench
     from spike_lib.numpy_impl.model import train_step_flops
 
-    args = Namespace(config="tiny", batch=2, repeats=1, part="all", no_before=True, n=64)
+    args = Namespace(config="tiny", batch=2, repeats=1, backend="all", no_before=True, n=64)
     out = train_bench(args)
     for key in ("numpy_train_tokens_per_s", "mlx_train_tokens_per_s", "matmul_gflops",
                 "mlx_model_flops_fraction", "model_flops_fraction", "peak_memory_mb",
-                "mlx_eager_train_tokens_per_s", "mlx_speedup"):
+                "mlx_eager_train_tokens_per_s", "mlx_speedup", "numpy_infer_tokens_per_s",
+                "model_flops_fraction_of_numpy_matmul"):
         assert out[key] > 0, key
     best = max(out["matmul_gflops"], out["mlx_matmul_gflops"])
     per_token = train_step_flops(Config.tiny(), 2) / (2 * Config.tiny().block_size)
     assert out["model_flops_fraction"] == pytest.approx(
         out["numpy_train_tokens_per_s"] * per_token / 1e9 / best)  # Eq. 7.5
+    assert out["model_flops_fraction_of_numpy_matmul"] == pytest.approx(
+        out["numpy_train_tokens_per_s"] * per_token / 1e9 / out["matmul_gflops"])
     assert out["mlx_speedup"] == pytest.approx(
         out["mlx_train_tokens_per_s"] / out["numpy_train_tokens_per_s"])
 
