@@ -29,18 +29,27 @@ def add_arguments(parser) -> None:
     parser.add_argument("--attention", choices=["sdsa", "softmax"], help="sdsa (default)")
     parser.add_argument("--metadata", action="store_const", const=True, default=None,
                         help="prefix each chunk with its document's category (metadata conditioning)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a field of the preset's Config (repeatable), e.g. "
+                        "--set n_layer=6 --set n_embd=192; saved in run.json")
+    parser.add_argument("--time-budget", type=float, metavar="SECONDS",
+                        help="stop after this much training time with a checkpoint; the cosine "
+                        "schedule is planned over the steps that fit (measured on the first "
+                        "steps); --steps becomes an upper bound")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 OPTIONS = ("config", "tokenizer", "backend", "steps", "batch_size", "lr", "warmup",
-           "eval_every", "ckpt_every", "val_tokens", "seed", "spiking", "attention", "metadata")
+           "eval_every", "ckpt_every", "val_tokens", "seed", "spiking", "attention", "metadata",
+           "time_budget")
 
 
 def run(args):
     from spike_lib.numpy_impl.train import TrainingDiverged
-    from spike_lib.runs import RunError, train_run
+    from spike_lib.runs import RunError, parse_overrides, train_run
 
     options = {k: getattr(args, k) for k in OPTIONS}
+    options["set"] = parse_overrides(args.set)  # ValueError: a clear error, exit 2
     try:
         return train_run(args.out, resume=args.resume, progress=not args.no_progress, **options)
     except (TrainingDiverged, RunError) as err:

@@ -1,16 +1,20 @@
 """The run loop behind `python -m spike_lib train`: either backend, JSON-lines log, safe resume.
 
-A run folder holds run.json (the options and model config), log.jsonl (one JSON record per
-step) and checkpoint/ (the last good checkpoint, replaced whole by spike_lib.checkpoint).
+A run folder holds run.json (the options, the model config and, with --time-budget, the planned
+schedule length), log.jsonl (one JSON record per step) and checkpoint/ (the last good
+checkpoint, replaced whole by spike_lib.checkpoint).
 The batch of step k is a pure function of (seed, k), so a resumed run repeats the losses of
 an uninterrupted one. Taught in: notebooks/10_toolkit.ipynb
 """
 
+import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +28,68 @@ BACKENDS = ("numpy", "mlx")
 DEFAULTS = {"config": "tiny", "tokenizer": None, "steps": 200, "batch_size": 16, "lr": 3e-3,
             "warmup": 20, "weight_decay": 0.01, "clip": 1.0, "eval_every": 50,
             "ckpt_every": None, "val_tokens": 4096, "seed": 0, "spiking": True,
-            "attention": "sdsa", "metadata": False, "backend": "numpy"}
+            "attention": "sdsa", "metadata": False, "backend": "numpy", "set": {},
+            "time_budget": None}
 # options that change what is logged or saved when, not what is learned: free on --resume
-FREE_ON_RESUME = ("eval_every", "ckpt_every", "val_tokens")
+# (time_budget too: the schedule's length is fixed in run.json's "plan" once it is measured)
+FREE_ON_RESUME = ("eval_every", "ckpt_every", "val_tokens", "time_budget")
+# config fields that --set refuses because another option owns them
+OWN_OPTION = {"vocab_size": "--tokenizer", "spiking": "--spiking / --no-spiking",
+              "attention": "--attention", "seed": "--seed"}
+NO_STEP_CAP = 10**7  # --steps when only --time-budget bounds a run
 
 
 class RunError(RuntimeError):
     """A run could not go on (a write failed); the message says what is left on disk."""
+
+
+def parse_override(text) -> tuple:
+    """'n_layer=6' -> ('n_layer', 6): a --set KEY=VALUE, the value parsed to the Config field's type.
+
+    int, float and str fields take the text as such; bool fields take true/false (1/0, yes/no);
+    fields that may be None (in_threshold, mem_clamp, ...) also take none.
+    """
+    key, sep, value = str(text).partition("=")
+    key, value = key.strip(), value.strip()
+    if not sep or not key:
+        raise ValueError(f"--set {text!r} is invalid: write KEY=VALUE, e.g. --set n_layer=6")
+    fields = {f.name: f.type for f in dataclasses.fields(Config)}
+    check_override_key(key, fields)
+    kind = fields[key]
+    if isinstance(kind, types.UnionType):  # float | None
+        if value.lower() in ("none", "null"):
+            return key, None
+        kind = next(k for k in kind.__args__ if k is not type(None))
+    try:
+        if kind is bool:
+            table = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+            return key, table[value.lower()]
+        return key, kind(value)
+    except (KeyError, ValueError):
+        raise ValueError(f"--set {text!r} is invalid: {key} takes a {kind.__name__}, not "
+                         f"{value!r}") from None
+
+
+def check_override_key(key, fields=None):
+    fields = fields or {f.name for f in dataclasses.fields(Config)}
+    if key in OWN_OPTION:
+        raise ValueError(f"--set {key}=... is refused: {key} is set by {OWN_OPTION[key]}")
+    if key not in fields:
+        raise ValueError(f"--set {key}=... is invalid: Config has no field {key!r}; choose one "
+                         f"of {sorted(set(fields) - set(OWN_OPTION))}")
+
+
+def parse_overrides(texts) -> dict | None:
+    """Repeated --set KEY=VALUE as a dict (None when there were none); a repeated key is an error."""
+    if not texts:
+        return None
+    out = {}
+    for text in texts:
+        key, value = parse_override(text)
+        if key in out:
+            raise ValueError(f"--set {key} is given twice: keep one")
+        out[key] = value
+    return out
 
 
 def run_options(**overrides) -> dict:
@@ -39,6 +98,15 @@ def run_options(**overrides) -> dict:
     if unknown:
         raise ValueError(f"unknown run options {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     opts = {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
+    if overrides.get("steps") is None and overrides.get("time_budget") is not None:
+        opts["steps"] = NO_STEP_CAP  # the clock decides
+    if not isinstance(opts["set"], dict):
+        raise ValueError(f"set={opts['set']!r} is invalid: it must be a dict of Config fields")  # noqa: TRY004
+    opts["set"] = dict(opts["set"])
+    for key in opts["set"]:
+        check_override_key(key)
+    if opts["time_budget"] is not None:
+        check_range("time_budget", opts["time_budget"], 0.0, low_open=True)
     check_choice("config", opts["config"], list(PRESETS))
     check_choice("backend", opts["backend"], BACKENDS)
     check_choice("attention", opts["attention"], ["sdsa", "softmax"])
@@ -54,6 +122,7 @@ def run_options(**overrides) -> dict:
     check_range("ckpt_every", opts["ckpt_every"], 1, kind=int)
     if opts["tokenizer"] is None:  # characters for the tiny model, BPE for the real ones
         opts["tokenizer"] = "char" if opts["config"] == "tiny" else "bpe"
+    PRESETS[opts["config"]](**opts["set"])  # Config validates the overrides (ValueError)
     return opts
 
 
@@ -76,7 +145,8 @@ def resolve_tokenizer(name_or_path):
 def make_config(opts, tokenizer) -> Config:
     """The preset with the tokenizer's vocabulary size and the run's switches."""
     return PRESETS[opts["config"]](vocab_size=tokenizer.vocab_size, spiking=opts["spiking"],
-                                   attention=opts["attention"], seed=opts["seed"])
+                                   attention=opts["attention"], seed=opts["seed"],
+                                   **opts.get("set", {}))
 
 
 class StepRNG:
@@ -291,6 +361,68 @@ def last_good_checkpoint(run):
 
 
 # -- the loop ------------------------------------------------------------------------------------
+class Budget:
+    """A run's wall-clock budget (--time-budget B seconds): fix the schedule's length, then stop.
+
+    The cosine schedule must know its total number of steps N before it decays. So the run
+    times its first CALIBRATE steps (the first, which compiles, left out: median t_step), then
+    one evaluation and one checkpoint (t_eval, t_save), and fixes
+        N = n + floor(SAFETY * (B - spent - t_eval - t_save) / (t_step + t_eval / eval_every
+                                                                 + t_save / ckpt_every))
+    capped by --steps. N goes into run.json as "plan" and the run decays over it, so it ends at
+    its lowest learning rate just inside B. A resumed run keeps the plan and the seconds spent
+    (saved in each checkpoint). Should the machine slow down, the run stops when the next step
+    and the final evaluation would overrun B, with a checkpoint. Calibrating inside the warmup
+    (warmup >= CALIBRATE) makes the learning rates of every step the planned schedule's. The
+    budget counts training, evaluation and saving, not loading and tokenizing the corpus.
+    """
+
+    CALIBRATE, SAFETY = 12, 0.95
+
+    def __init__(self, opts, plan, spent=0.0):
+        self.budget, self.fixed = opts["time_budget"], plan
+        self.t0 = time.perf_counter() - spent
+        self.times, self.t_save = [], 0.0
+        self.final = plan["final_seconds"] if plan else 0.0
+
+    def spent(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def total(self, steps) -> int:
+        return self.fixed["steps"] if self.fixed else steps
+
+    def step_done(self, dt):
+        self.times.append(dt)
+
+    def save_took(self, dt):
+        self.t_save = max(self.t_save, dt)
+
+    def t_step(self) -> float:
+        return float(np.median(self.times[1:] or self.times))
+
+    def planning(self, total) -> bool:
+        n = len(self.times)
+        return bool(self.budget) and self.fixed is None and n == min(self.CALIBRATE, total - 1)
+
+    def out_of_time(self, done, total) -> bool:
+        if not self.budget or done >= total or self.planning(total):
+            return False
+        return self.spent() + self.t_step() + self.final > self.budget
+
+    def plan(self, done, steps, t_eval, opts) -> int:
+        """Fix N from the measured times (the checkpoint about to be saved costs like t_eval)."""
+        t_save = max(self.t_save, t_eval)  # the first save has not run yet: guess it
+        self.final = t_eval + t_save
+        per_step = (self.t_step() + t_eval / opts["eval_every"]
+                    + t_save / opts["ckpt_every"])
+        left = self.budget - self.spent() - t_save - self.final
+        n = min(steps, done + max(1, math.floor(self.SAFETY * left / per_step)))
+        self.fixed = {"steps": n, "at_step": done, "step_seconds": round(self.t_step(), 4),
+                      "eval_seconds": round(t_eval, 3), "final_seconds": round(self.final, 3),
+                      "time_budget": self.budget}
+        return n
+
+
 def _progress(enabled, total, initial):
     if not enabled:
         return None
@@ -334,8 +466,8 @@ def train_run(out, resume=False, callback=None, progress=False, train_docs=None,
         saved = read_run_config(out)
         opts = run_options(**{**saved["options"], **{k: v for k, v in options.items()
                                                         if v is not None}})
-        diff = {k: (saved["options"].get(k), v) for k, v in opts.items()
-                if k not in FREE_ON_RESUME and saved["options"].get(k) != v}
+        diff = {k: (saved["options"].get(k, DEFAULTS.get(k)), v) for k, v in opts.items()
+                if k not in FREE_ON_RESUME and saved["options"].get(k, DEFAULTS.get(k)) != v}
         if diff:
             said = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in sorted(diff.items()))
             raise ValueError(f"{out} was trained with other options ({said}); resume with "
@@ -361,7 +493,7 @@ def train_run(out, resume=False, callback=None, progress=False, train_docs=None,
                              f" tokenizer but block_size is {cfg.block_size}: use a larger "
                              "--config or a tokenizer with longer tokens (bpe)")
     backend = make_backend(cfg, opts)
-    start = 0
+    start, spent = 0, 0.0
     if resume:
         if saved.get("model") != cfg.to_dict():
             raise ValueError(f"{out} holds a model with another config than tokenizer "
@@ -372,7 +504,8 @@ def train_run(out, resume=False, callback=None, progress=False, train_docs=None,
             if load_config(ckpt) != cfg:
                 raise ValueError(f"{ckpt} holds a model of another config than {out}/"
                                  f"{RUN_CONFIG}: the folder was mixed up; start a new run")
-            start = int(backend.load(ckpt)["step"])
+            meta = backend.load(ckpt)
+            start, spent = int(meta["step"]), float(meta.get("train_seconds", 0.0))
         truncate_log(out / LOG, start)
     else:
         out.mkdir(parents=True, exist_ok=True)
@@ -382,12 +515,14 @@ def train_run(out, resume=False, callback=None, progress=False, train_docs=None,
     val_ids = encode_documents(val_docs, tok.encode)[0][: opts["val_tokens"] + 1]
     val_chars = len(tok.decode(val_ids[1:].tolist()))
     steps, lr = opts["steps"], opts["lr"]
-    bar = _progress(progress, steps, start)
-    rec, last_saved, speeds = {}, start, []
+    clock = Budget(opts, saved.get("plan") if resume else None, spent)
+    total = clock.total(steps)
+    bar = _progress(progress, total, start)
+    rec, last_saved, speeds, step = {}, start, [], start
     try:
-        for step in range(start, steps):
+        while step < total:
             x, y = batches(step)
-            lr_t = cosine_lr(step, lr, min(opts["warmup"], steps), steps, lr * 0.1)
+            lr_t = cosine_lr(step, lr, min(opts["warmup"], total), total, lr * 0.1)
             t0 = time.perf_counter()
             try:
                 res = backend.step(x, y, lr_t)
@@ -397,15 +532,31 @@ def train_run(out, resume=False, callback=None, progress=False, train_docs=None,
                     f"good state (step {last_saved}); lower --lr (now {lr}) and resume, or "
                     "start again") from None
             dt = time.perf_counter() - t0
+            clock.step_done(dt)
             speeds.append(x.size / dt)
             rec = {"step": step + 1, "loss": res["loss"], "lr": lr_t,
                    "grad_norm": res["grad_norm"], "tokens_per_s": x.size / dt}
-            if (step + 1) % opts["eval_every"] == 0 or step + 1 == steps:
+            planning, out_of_time = clock.planning(total), clock.out_of_time(step + 1, total)
+            last = step + 1 == total or out_of_time
+            t0 = time.perf_counter()
+            if (step + 1) % opts["eval_every"] == 0 or last or planning:
                 rec.update(_eval_record(backend, val_ids, val_chars, opts["batch_size"]))
+            t_eval = time.perf_counter() - t0
+            if out_of_time:
+                rec["stopped"] = "time_budget"
             try:
-                if (step + 1) % opts["ckpt_every"] == 0 or step + 1 == steps:
-                    backend.save(out / CKPT, tok, {"step": step + 1, "loss": res["loss"]})
+                t0 = time.perf_counter()
+                if planning:  # fix the schedule's length in run.json before the checkpoint
+                    total = clock.plan(step + 1, steps, t_eval, opts)
+                    write_json_atomic(out / RUN_CONFIG, {"options": opts, "model": cfg.to_dict(),
+                                                         "plan": clock.fixed})
+                    if bar is not None:
+                        bar.total = total
+                if (step + 1) % opts["ckpt_every"] == 0 or last or planning:
+                    backend.save(out / CKPT, tok, {"step": step + 1, "loss": res["loss"],
+                                                   "train_seconds": clock.spent()})
                     last_saved = step + 1
+                clock.save_took(time.perf_counter() - t0)
                 with open(out / LOG, "a", encoding="utf-8") as f:
                     f.write(json.dumps(rec) + "\n")
             except OSError as err:
@@ -417,9 +568,14 @@ def train_run(out, resume=False, callback=None, progress=False, train_docs=None,
                 bar.set_postfix(loss=f"{res['loss']:.3f}")
             if callback is not None:
                 callback(step, rec)
+            step += 1
+            if out_of_time:
+                break
     finally:
         if bar is not None:
             bar.close()
-    return {"run": str(out), "start_step": start, "steps": steps, "loss": rec.get("loss"),
+    return {"run": str(out), "start_step": start, "steps": total, "loss": rec.get("loss"),
             "val_bpc": rec.get("val_bpc"), "checkpoint_step": last_saved,
-            "tokens_per_s": float(np.median(speeds)) if speeds else None}
+            "tokens_per_s": float(np.median(speeds)) if speeds else None,
+            "train_seconds": round(clock.spent(), 1),
+            "stopped_by": rec.get("stopped", "steps")}

@@ -150,3 +150,18 @@ def test_plot_writes_a_png_and_refuses_a_folder_without_log(capsys, run, tmp_pat
     assert res["runs"] == 2 and (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["plot", str(tmp_path)]) == 2
     assert "no training log" in capsys.readouterr().err
+
+
+def test_train_set_overrides_the_preset_and_bad_set_exits_2(capsys, tmp_path, data_dir):
+    out = tmp_path / "set"
+    assert main(["train", "--out", str(out), *TRAIN, "--set", "n_layer=2",
+                 "--set", "num_steps=2", "--time-budget", "1e6"]) == 0
+    saved = json.loads((out / "run.json").read_text())
+    assert saved["options"]["set"] == {"n_layer": 2, "num_steps": 2}
+    assert saved["options"]["time_budget"] == 1e6 and saved["options"]["steps"] == 6
+    assert (saved["model"]["n_layer"], saved["model"]["num_steps"]) == (2, 2)
+    assert main(["train", "--out", str(out), "--resume", "--set", "n_layer=3"]) == 2
+    assert "set: saved {'n_layer': 2, 'num_steps': 2}, now {'n_layer': 3}" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "b"), *TRAIN, "--set", "n_layr=2"]) == 2
+    assert "Config has no field 'n_layr'" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

@@ -1,6 +1,8 @@
 """The run loop: pure batches, identical resume, and faults that keep the last good checkpoint."""
 
 import json
+import math
+import re
 import subprocess
 import sys
 import time
@@ -297,3 +299,104 @@ def test_kill_9_of_a_training_process_then_resume_repeats_the_losses(tmp_path, d
     assert checkpoint.load_meta(runs.last_good_checkpoint(out))["step"] == (4 if done < 8 else 8)
     runs.train_run(out, resume=True, **docs)
     assert losses(out) == losses(straight)
+
+
+# -- --set KEY=VALUE overrides and --time-budget -----------------------------------------------
+@pytest.mark.parametrize("text, key, value", [
+    ("n_layer=6", "n_layer", 6), (" n_embd = 192 ", "n_embd", 192), ("beta=0.25", "beta", 0.25),
+    ("num_steps=2", "num_steps", 2), ("reset=zero", "reset", "zero"),
+    ("tie_weights=true", "tie_weights", True), ("tie_weights=0", "tie_weights", False),
+    ("mem_clamp=none", "mem_clamp", None), ("mem_clamp=3", "mem_clamp", 3.0)])
+def test_override_is_parsed_to_the_config_fields_type(text, key, value):
+    k, v = runs.parse_override(text)
+    assert (k, v) == (key, value) and type(v) is type(value)
+
+
+@pytest.mark.parametrize("texts, fragment", [
+    (["n_layer"], "write KEY=VALUE"), (["n_layer=2.5"], "n_layer takes a int, not '2.5'"),
+    (["tie_weights=maybe"], "tie_weights takes a bool"), (["n_layr=2"], "no field 'n_layr'"),
+    (["vocab_size=10"], "vocab_size is set by --tokenizer"),
+    (["seed=1"], "seed is set by --seed"), (["n_layer=2", "n_layer=3"], "given twice")])
+def test_bad_override_names_the_problem(texts, fragment):
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        runs.parse_overrides(texts)
+
+
+def test_override_reaches_the_model_and_run_json_and_resume_checks_it(tmp_path, docs):
+    out = tmp_path / "set"
+    kw = {**KW, "steps": 4, "set": {"n_layer": 2, "n_embd": 48, "num_steps": 2}}
+    runs.train_run(out, **docs, **kw)
+    saved = json.loads((out / runs.RUN_CONFIG).read_text())
+    assert saved["options"]["set"] == {"n_layer": 2, "n_embd": 48, "num_steps": 2}
+    cfg = checkpoint.load_config(out / runs.CKPT)
+    assert (cfg.n_layer, cfg.n_embd, cfg.num_steps, cfg.d_ff) == (2, 48, 2, 64)
+    assert runs.train_run(out, resume=True, **docs)["start_step"] == 4  # saved overrides kept
+    assert runs.train_run(out, resume=True, set={"n_layer": 2, "n_embd": 48, "num_steps": 2},
+                          **docs)["start_step"] == 4
+    with pytest.raises(ValueError, match=r"set: saved \{.*'n_layer': 2.*\}, now \{'n_layer': 3\}"):
+        runs.train_run(out, resume=True, set={"n_layer": 3}, **docs)
+
+
+def test_override_is_validated_by_config_before_any_folder_is_made(tmp_path, docs):
+    out = tmp_path / "bad"
+    with pytest.raises(ValueError, match="n_embd=33 is invalid: it must be divisible by n_head=2"):
+        runs.train_run(out, set={"n_embd": 33}, **docs, **KW)
+    with pytest.raises(ValueError, match="vocab_size is set by --tokenizer"):
+        runs.train_run(out, set={"vocab_size": 9}, **docs, **KW)
+    assert not out.exists()
+
+
+def test_run_json_without_overrides_resumes(straight, docs):
+    saved = json.loads((straight / runs.RUN_CONFIG).read_text())
+    old = {**saved, "options": {k: v for k, v in saved["options"].items()
+                                if k not in ("set", "time_budget")}}  # a run.json from before
+    runs.write_json_atomic(straight / runs.RUN_CONFIG, old)
+    try:
+        assert runs.train_run(straight, resume=True, **docs)["start_step"] == 8
+    finally:
+        runs.write_json_atomic(straight / runs.RUN_CONFIG, saved)
+
+
+def test_budget_plan_fits_the_steps_into_the_time_left(monkeypatch):
+    opts = {"time_budget": 100.0, "eval_every": 10, "ckpt_every": 10}
+    clock = runs.Budget(opts, None)
+    for dt in [9.0] + [1.0] * 11:  # the first step compiles: left out of the median
+        clock.step_done(dt)
+    assert clock.planning(total=10**7) and not clock.planning(total=5)
+    monkeypatch.setattr(clock, "spent", lambda: 20.0)
+    # t_save ~ t_eval = 2, final = 4, per step 1 + 2/10 + 2/10 = 1.4, left 100 - 20 - 2 - 4 = 74
+    assert clock.plan(12, 10**7, 2.0, opts) == 12 + math.floor(0.95 * 74 / 1.4) == 62
+    assert clock.fixed["steps"] == 62 and clock.fixed["final_seconds"] == 4.0
+    assert clock.plan(12, 40, 2.0, opts) == 40  # --steps caps the plan
+    monkeypatch.setattr(clock, "spent", lambda: 94.5)
+    assert not clock.out_of_time(50, 62)  # 94.5 + 1 + 4 = 99.5 fits in 100
+    monkeypatch.setattr(clock, "spent", lambda: 95.5)
+    assert clock.out_of_time(50, 62) and not clock.out_of_time(62, 62)
+
+
+def test_time_budget_plans_the_cosine_over_the_steps_that_fit(tmp_path, docs):
+    out = tmp_path / "budget"
+    kw = {**KW, "warmup": 14, "steps": 16, "time_budget": 1e6}  # the cap binds, not the clock
+    summary = runs.train_run(out, **docs, **kw)
+    assert summary["steps"] == 16 and summary["stopped_by"] == "steps"
+    plan = json.loads((out / runs.RUN_CONFIG).read_text())["plan"]
+    assert plan["steps"] == 16 and plan["at_step"] == 12 and plan["step_seconds"] > 0
+    recs = runs.read_log(out)
+    assert [r["lr"] for r in recs] == pytest.approx([cosine_lr(k, 3e-3, 14, 16, 3e-4)
+                                                      for k in range(16)])
+    assert [r["step"] for r in recs if "val_bpc" in r] == [4, 8, 12, 16]  # 12: the planning eval
+    assert checkpoint.load_meta(out / runs.CKPT)["train_seconds"] > 0
+
+
+def test_time_budget_stops_with_a_checkpoint_and_resume_keeps_the_seconds(tmp_path, docs):
+    out = tmp_path / "late"
+    summary = runs.train_run(out, **docs, **{**KW, "steps": 30, "time_budget": 1e-3})
+    assert summary["stopped_by"] == "time_budget" and summary["steps"] == 30
+    recs = runs.read_log(out)
+    assert len(recs) == 1 and recs[0]["stopped"] == "time_budget" and "val_bpc" in recs[0]
+    meta = checkpoint.load_meta(out / runs.CKPT)
+    assert meta["step"] == 1 and meta["train_seconds"] > 1e-3
+    again = runs.train_run(out, resume=True, **docs)  # the budget is still used up
+    assert again["start_step"] == 1
+    assert checkpoint.load_meta(out / runs.CKPT)["train_seconds"] > meta["train_seconds"]
+    assert again["stopped_by"] == "time_budget" and len(runs.read_log(out)) == 2
