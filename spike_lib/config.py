@@ -122,6 +122,12 @@ class Config:
                 f"({max(self.thresholds().values())}) or no neuron could ever fire"
             )
 
+    def lif_kwargs(self, kind) -> dict:
+        """Arguments of the LIF neuron of type kind ("in", "qkv", "attn", "hidden")."""
+        return {"beta": self.beta, "threshold": self.thresholds()[kind], "reset": self.reset,
+                "surrogate": self.surrogate, "surrogate_scale": self.surrogate_scale,
+                "detach_reset": self.detach_reset}
+
     @property
     def head_size(self) -> int:
         return self.n_embd // self.n_head

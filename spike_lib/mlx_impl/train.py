@@ -12,10 +12,10 @@ from mlx import nn
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
 from spike_lib.config import check_range
-from spike_lib.data.batches import IGNORE_INDEX, batch_iterator
+from spike_lib.data.batches import IGNORE_INDEX
 from spike_lib.mlx_impl.layers import cross_entropy
 from spike_lib.numpy_impl.optim import cosine_lr
-from spike_lib.numpy_impl.train import TrainingDiverged, as_ids
+from spike_lib.numpy_impl.train import TrainingDiverged, as_batches
 
 
 class AdamW(optim.AdamW):
@@ -167,13 +167,7 @@ def train(model, train_data, steps=200, batch_size=16, lr=3e-3, min_lr=None, war
     """
     check_range("steps", steps, 1, kind=int)
     check_range("batch_size", batch_size, 1, kind=int)
-    if isinstance(train_data, (np.ndarray, list, tuple)):
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError("pass rng=np.random.default_rng(seed): batches are drawn from it")
-        ids = as_ids(train_data, model.cfg.vocab_size)
-        if len(ids) < 2:
-            raise ValueError(f"need at least 2 tokens to train on, got {len(ids)}")
-        train_data = batch_iterator(ids, min(model.cfg.block_size, len(ids) - 1), batch_size, rng)
+    train_data = as_batches(train_data, model.cfg, batch_size, rng)
     min_lr = lr * 0.1 if min_lr is None else min_lr
     optimizer = AdamW(lr, weight_decay=weight_decay)
     model.train(True)

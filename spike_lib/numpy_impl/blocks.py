@@ -91,8 +91,7 @@ def make_neuron(cfg, kind):
     th = cfg.thresholds()[kind]
     if not cfg.spiking:
         return SmoothGate(th, cfg.surrogate, cfg.surrogate_scale) if kind == "attn" else GELU()
-    lif = {"beta": cfg.beta, "threshold": th, "reset": cfg.reset, "surrogate": cfg.surrogate,
-           "surrogate_scale": cfg.surrogate_scale, "detach_reset": cfg.detach_reset}
+    lif = cfg.lif_kwargs(kind)
     return LIF(**lif) if cfg.mem_clamp is None else ClampLIF(cfg.mem_clamp, **lif)
 
 

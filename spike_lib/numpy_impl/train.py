@@ -28,6 +28,18 @@ def as_ids(ids, vocab_size=None):
     return ids
 
 
+def as_batches(train_data, cfg, batch_size, rng):
+    """An iterator of (x, y) batches: train_data itself, or random windows of a 1-D id array."""
+    if not isinstance(train_data, (np.ndarray, list, tuple)):
+        return train_data
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError("pass rng=np.random.default_rng(seed): batches are drawn from it")
+    ids = as_ids(train_data, cfg.vocab_size)
+    if len(ids) < 2:
+        raise ValueError(f"need at least 2 tokens to train on, got {len(ids)}")
+    return batch_iterator(ids, min(cfg.block_size, len(ids) - 1), batch_size, rng)
+
+
 def train_step(model, opt, x, y, lr=None, clip=1.0) -> dict:
     """Forward, loss, backward, clip, AdamW update. Raises TrainingDiverged before a bad update.
 
@@ -108,13 +120,7 @@ def train(model, train_data, val_ids=None, steps=200, batch_size=16, lr=3e-3, mi
     check_range("steps", steps, 1, kind=int)
     check_range("batch_size", batch_size, 1, kind=int)
     check_range("eval_every", eval_every, 1, kind=int)
-    if isinstance(train_data, (np.ndarray, list, tuple)):
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError("pass rng=np.random.default_rng(seed): batches are drawn from it")
-        ids = as_ids(train_data, model.cfg.vocab_size)
-        if len(ids) < 2:
-            raise ValueError(f"need at least 2 tokens to train on, got {len(ids)}")
-        train_data = batch_iterator(ids, min(model.cfg.block_size, len(ids) - 1), batch_size, rng)
+    train_data = as_batches(train_data, model.cfg, batch_size, rng)
     val_ids = None if val_ids is None else as_ids(val_ids, model.cfg.vocab_size)[:val_tokens]
     min_lr = lr * 0.1 if min_lr is None else min_lr
     ckpt_every = eval_every if ckpt_every is None else ckpt_every
