@@ -11,12 +11,13 @@ PRELOAD = $(if $(OPENBLAS),LD_PRELOAD=$(OPENBLAS))
 # tests and quick-mode notebooks use small matrices: one BLAS thread is faster and steadier
 TESTENV = SPIKE_QUICK=1 OPENBLAS_NUM_THREADS=1 $(PRELOAD)
 
-.PHONY: book test lab setup pytest notebooks clean help
+.PHONY: book test lab setup pytest notebooks full clean help
 
 help:
 	@echo "make book   set up .venv and build the HTML book into _build/html"
 	@echo "make test   set up .venv, run tests/, every notebook (quick mode) and the book build"
 	@echo "make lab    open JupyterLab on the course"
+	@echo "make full   re-run chapters in full mode, storing outputs (NB=notebooks/01_*.ipynb for one)"
 
 $(STAMP): requirements.txt pyproject.toml scripts/setup.sh
 	@PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
@@ -34,6 +35,9 @@ notebooks: $(STAMP)
 	$(TESTENV) $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(NOTEBOOKS)
 
 test: pytest notebooks book
+
+full: $(STAMP)  # re-run chapters in full mode and store their outputs: make full NB=notebooks/01_*.ipynb
+	$(PRELOAD) $(PY) scripts/execute_notebook.py $(or $(NB),$(NOTEBOOKS))
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
