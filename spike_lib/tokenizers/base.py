@@ -12,6 +12,9 @@ FORMAT_VERSION = 1
 EOT = "<|endoftext|>"
 
 
+CACHE_LIMIT = 200_000  # distinct pieces a tokenizer remembers (a few tens of MB at most)
+
+
 def atomic_write_text(path, text: str) -> None:
     """Write text to path through a temp file in the same folder and os.replace (never half)."""
     path = Path(path)
@@ -71,6 +74,20 @@ class Tokenizer:
     def encode_stats(self, text: str):
         """(ids, n_fallback): ids and how many of them came from a fallback path."""
         raise NotImplementedError
+
+    def encode_pieces(self, pieces):
+        """(ids, n_fallback) of pre-split pieces, each encoded once by self._encode_piece and cached."""
+        cache = self._cache
+        ids, n_fallback = [], 0
+        for piece in pieces:
+            hit = cache.get(piece)
+            if hit is None:
+                hit = self._encode_piece(piece)
+                if len(cache) < CACHE_LIMIT:
+                    cache[piece] = hit
+            ids.extend(hit[0])
+            n_fallback += hit[1]
+        return ids, n_fallback
 
     def decode(self, ids) -> str:
         """Text of ids; an id sequence cut mid-character decodes with U+FFFD replacement marks."""

@@ -17,7 +17,6 @@ from spike_lib.tokenizers.base import EOT, Tokenizer, byte_tokens
 PATTERN = (
     r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+|[\s\S]"""
 )
-CACHE_LIMIT = 200_000
 
 
 def count_pairs(words, counts):
@@ -145,18 +144,7 @@ class BPETokenizer(Tokenizer):
         return ids, sum(1 for i in ids if 128 <= i < 256)
 
     def encode_stats(self, text: str):
-        text = self.check_text(text)
-        cache = self._cache
-        ids, n_fallback = [], 0
-        for piece in self.regex.findall(text):
-            hit = cache.get(piece)
-            if hit is None:
-                hit = self._encode_piece(piece)
-                if len(cache) < CACHE_LIMIT:
-                    cache[piece] = hit
-            ids.extend(hit[0])
-            n_fallback += hit[1]
-        return ids, n_fallback
+        return self.encode_pieces(self.regex.findall(self.check_text(text)))
 
     def to_tiktoken(self):
         """The same tokenizer as a tiktoken.Encoding (fast Rust encoder; used to check parity)."""

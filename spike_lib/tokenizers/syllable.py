@@ -14,7 +14,6 @@ from spike_lib.tokenizers.char import CharTable, frequent_chars
 
 # a word (a run of letters) with the space before it glued on, or any other single character
 PIECE_RE = re.compile(r" ?[^\W\d_]+|[\s\S]")
-CACHE_LIMIT = 200_000  # distinct pieces remembered (a few tens of MB at most)
 
 
 class Hyphenator:
@@ -148,18 +147,7 @@ class SyllableTokenizer(Tokenizer):
         return tuple(ids), n_fallback
 
     def encode_stats(self, text: str):
-        text = self.check_text(text)
-        cache = self._cache
-        ids, n_fallback = [], 0
-        for piece in PIECE_RE.findall(text):
-            hit = cache.get(piece)
-            if hit is None:
-                hit = self._encode_piece(piece)
-                if len(cache) < CACHE_LIMIT:
-                    cache[piece] = hit
-            ids.extend(hit[0])
-            n_fallback += hit[1]
-        return ids, n_fallback
+        return self.encode_pieces(PIECE_RE.findall(self.check_text(text)))
 
     def state(self) -> dict:
         return {"lang": self.lang, "chars": self.table.chars, "syllables": self.syllables}
