@@ -56,12 +56,25 @@ def warn_if_slow():
 
 
 def reexec_with_openblas(argv):
-    """Re-run this command with OpenBLAS preloaded, when it helps and is possible (no return)."""
-    lib = find_openblas()
-    if lib is None or preloaded() or os.environ.get(OPT_OUT) == "1":
+    """Re-run this command with OpenBLAS preloaded, when it helps and is possible (no return).
+
+    A rank of a data-parallel launch (spike_lib.distributed) also gets OPENBLAS_NUM_THREADS
+    set to its share of the cores, unless it is set already.
+    """
+    lib, threads = find_openblas(), None
+    if "MLX_HOSTFILE" in os.environ or "OMPI_COMM_WORLD_LOCAL_SIZE" in os.environ:  # launched
+        from spike_lib.distributed import blas_threads
+
+        threads = blas_threads()
+    if lib is None or os.environ.get(OPT_OUT) == "1":
         return
     env = dict(os.environ)
-    env["LD_PRELOAD"] = f"{lib} {env['LD_PRELOAD']}".strip() if env.get("LD_PRELOAD") else lib
+    if threads and "OPENBLAS_NUM_THREADS" not in env:
+        env["OPENBLAS_NUM_THREADS"] = str(threads)
+    elif preloaded():
+        return
+    if not preloaded():
+        env["LD_PRELOAD"] = f"{lib} {env['LD_PRELOAD']}".strip() if env.get("LD_PRELOAD") else lib
     os.execve(sys.executable, [sys.executable, "-m", "spike_lib", *argv], env)
 
 

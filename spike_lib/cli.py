@@ -26,6 +26,9 @@ COMMANDS = {
     "eval": ("spike_lib.cmd_eval", "loss, perplexity, BPC, firing rate and energy of a checkpoint"),
     "generate": ("spike_lib.cmd_generate", "sample text from a checkpoint (--stream)"),
     "plot": ("spike_lib.cmd_plot", "draw and compare runs: loss, val BPC, lr, firing rates"),
+    "plugins": ("spike_lib.registry", "list neurons, attentions, tokenizers, datasets; load plug-ins"),
+    "finetune": ("spike_lib.finetune", "fine-tune on QA: full, frozen layers or LoRA adapters"),
+    "qa-eval": ("spike_lib.qa_eval", "exact match and F1 of greedy answers on a QA JSONL file"),
 }
 
 

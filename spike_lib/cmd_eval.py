@@ -21,9 +21,9 @@ def add_arguments(parser) -> None:
 
 
 def resolve_checkpoint(path) -> Path:
-    """A checkpoint folder; a run folder stands for its checkpoint/."""
+    """A checkpoint folder; a run folder stands for its checkpoint/ (a shipped model is both)."""
     path = Path(path)
-    if (path / "run.json").is_file():
+    if (path / "run.json").is_file() and not (path / "weights.npz").is_file():
         from spike_lib.runs import last_good_checkpoint
 
         found = last_good_checkpoint(path)

@@ -1,6 +1,7 @@
 """`python -m spike_lib train`: train a SpikeLLM into a run folder, or resume it.
 
-Taught in: notebooks/10_toolkit.ipynb
+Data parallel on R processes: `mlx.launch -n 2 --backend ring -- python -m spike_lib train
+--backend mlx ...` (book/distributed.md). Taught in: notebooks/10_toolkit.ipynb
 """
 
 import argparse
@@ -26,7 +27,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, help="weights and batches (0)")
     parser.add_argument("--spiking", action=argparse.BooleanOptionalAction, default=None,
                         help="--no-spiking trains the non-spiking twin")
-    parser.add_argument("--attention", choices=["sdsa", "softmax"], help="sdsa (default)")
+    parser.add_argument("--attention", help="sdsa (default), softmax or a registered plug-in")
     parser.add_argument("--metadata", action="store_const", const=True, default=None,
                         help="prefix each chunk with its document's category (metadata conditioning)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -45,17 +46,27 @@ OPTIONS = ("config", "tokenizer", "backend", "steps", "batch_size", "lr", "warmu
 
 
 def run(args):
+    """Train; under `mlx.launch -n R` every rank runs this, rank 0 alone prints (see distributed)."""
+    from spike_lib.distributed import RankZeroError, world
     from spike_lib.numpy_impl.train import TrainingDiverged
-    from spike_lib.runs import RunError, parse_overrides, train_run
+    from spike_lib.overrides import parse_overrides
+    from spike_lib.runs import RunError, train_run
 
     options = {k: getattr(args, k) for k in OPTIONS}
     options["set"] = parse_overrides(args.set)  # ValueError: a clear error, exit 2
     try:
-        return train_run(args.out, resume=args.resume, progress=not args.no_progress, **options)
+        summary = train_run(args.out, resume=args.resume, progress=not args.no_progress,
+                            **options)
+    except RankZeroError:  # rank 0 prints why and exits 2; exit 0 here, as a non-zero exit
+        return 0  # would make mlx.launch kill rank 0 before it printed the reason
     except (TrainingDiverged, RunError) as err:
+        if not world().main:  # every rank sees the same NaN: rank 0 reports it
+            return 0
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {args.out}/checkpoint holds the last saved step; continue with "
-              f"`python -m spike_lib train --out {args.out} --resume`", file=sys.stderr)
+        if world().main:
+            print(f"\ninterrupted: {args.out}/checkpoint holds the last saved step; continue "
+                  f"with `python -m spike_lib train --out {args.out} --resume`", file=sys.stderr)
         return 130
+    return summary if world().main else 0  # one summary, from rank 0

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from spike_lib.surrogate import SURROGATES
 
 RESETS = ("subtract", "zero")
-ATTENTIONS = ("sdsa", "softmax")
+ATTENTIONS = ("sdsa", "softmax")  # the built-in attentions; spike_lib.registry adds plug-ins
+# fields added after the first checkpoints shipped: to_dict leaves them out at their default,
+# so the config.json and run.json of older runs still compare equal
+LATER_FIELDS = {"neuron": "lif"}
 
 
 def check_range(field, value, low=None, high=None, low_open=False, kind=(int, float)):
@@ -83,7 +86,7 @@ class Config:
     surrogate: str = "arctan"
     surrogate_scale: float = 2.0
     detach_reset: bool = True
-    attention: str = "sdsa"  # "sdsa" (spike-driven) or "softmax" (the non-spiking baseline)
+    attention: str = "sdsa"  # "sdsa" (spike-driven), "softmax" or a registered plug-in
     spiking: bool = True  # False: the non-spiking twin (smooth activations)
     dropout: float = 0.0
     seed: int = 0
@@ -94,6 +97,7 @@ class Config:
     hidden_threshold: float | None = None
     mem_clamp: float | None = None  # clip every LIF membrane to [-mem_clamp, mem_clamp]; None: off
     tie_weights: bool = False  # True: the readout reuses the token embedding matrix (W_out = E^T)
+    neuron: str = "lif"  # the spiking neuron: "lif" or a plug-in (spike_lib.registry)
 
     def __post_init__(self):
         for field in ("vocab_size", "block_size", "n_layer", "n_embd", "n_head", "d_ff"):
@@ -109,7 +113,14 @@ class Config:
         check_choice("reset", self.reset, RESETS)
         check_choice("surrogate", self.surrogate, SURROGATES)
         check_range("surrogate_scale", self.surrogate_scale, 0.0, low_open=True)
-        check_choice("attention", self.attention, ATTENTIONS)
+        from spike_lib import registry  # imported here: the registry builds Configs itself
+
+        registry.check_name("attention", self.attention)
+        registry.check_name("neuron", self.neuron)
+        if self.neuron != "lif" and (not self.spiking or self.mem_clamp is not None):
+            what = "spiking=False (the twin has no neurons)" if not self.spiking else "mem_clamp"
+            raise ValueError(f"neuron={self.neuron!r} is invalid with {what}: plug-in neurons "
+                             "run in the spiking model without mem_clamp; use neuron='lif'")
         check_range("dropout", self.dropout, 0.0, 1.0)
         if self.dropout >= 1.0:
             raise ValueError(f"dropout={self.dropout} is invalid: allowed range is [0.0, 1.0)")
@@ -170,7 +181,11 @@ class Config:
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        for field, default in LATER_FIELDS.items():
+            if d[field] == default:
+                del d[field]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict):

@@ -7,20 +7,25 @@ The batch of step k is a pure function of (seed, k), so a resumed run repeats th
 an uninterrupted one. Taught in: notebooks/10_toolkit.ipynb
 """
 
-import dataclasses
 import json
 import math
 import os
 import shutil
 import tempfile
 import time
-import types
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from spike_lib.config import Config, check_choice, check_range
 from spike_lib.numpy_impl.train import TrainingDiverged
+from spike_lib.overrides import (  # noqa: F401  (the --set names stay importable from runs)
+    OWN_OPTION,
+    check_override_key,
+    parse_override,
+    parse_overrides,
+)
 
 RUN_CONFIG, LOG, CKPT = "run.json", "log.jsonl", "checkpoint"
 PRESETS = {"tiny": Config.tiny, "small": Config.small, "book": Config.book}
@@ -33,63 +38,11 @@ DEFAULTS = {"config": "tiny", "tokenizer": None, "steps": 200, "batch_size": 16,
 # options that change what is logged or saved when, not what is learned: free on --resume
 # (time_budget too: the schedule's length is fixed in run.json's "plan" once it is measured)
 FREE_ON_RESUME = ("eval_every", "ckpt_every", "val_tokens", "time_budget")
-# config fields that --set refuses because another option owns them
-OWN_OPTION = {"vocab_size": "--tokenizer", "spiking": "--spiking / --no-spiking",
-              "attention": "--attention", "seed": "--seed"}
 NO_STEP_CAP = 10**7  # --steps when only --time-budget bounds a run
 
 
 class RunError(RuntimeError):
     """A run could not go on (a write failed); the message says what is left on disk."""
-
-
-def parse_override(text) -> tuple:
-    """'n_layer=6' -> ('n_layer', 6): a --set KEY=VALUE, the value parsed to the Config field's type.
-
-    int, float and str fields take the text as such; bool fields take true/false (1/0, yes/no);
-    fields that may be None (in_threshold, mem_clamp, ...) also take none.
-    """
-    key, sep, value = str(text).partition("=")
-    key, value = key.strip(), value.strip()
-    if not sep or not key:
-        raise ValueError(f"--set {text!r} is invalid: write KEY=VALUE, e.g. --set n_layer=6")
-    fields = {f.name: f.type for f in dataclasses.fields(Config)}
-    check_override_key(key, fields)
-    kind = fields[key]
-    if isinstance(kind, types.UnionType):  # float | None
-        if value.lower() in ("none", "null"):
-            return key, None
-        kind = next(k for k in kind.__args__ if k is not type(None))
-    try:
-        if kind is bool:
-            table = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-            return key, table[value.lower()]
-        return key, kind(value)
-    except (KeyError, ValueError):
-        raise ValueError(f"--set {text!r} is invalid: {key} takes a {kind.__name__}, not "
-                         f"{value!r}") from None
-
-
-def check_override_key(key, fields=None):
-    fields = fields or {f.name for f in dataclasses.fields(Config)}
-    if key in OWN_OPTION:
-        raise ValueError(f"--set {key}=... is refused: {key} is set by {OWN_OPTION[key]}")
-    if key not in fields:
-        raise ValueError(f"--set {key}=... is invalid: Config has no field {key!r}; choose one "
-                         f"of {sorted(set(fields) - set(OWN_OPTION))}")
-
-
-def parse_overrides(texts) -> dict | None:
-    """Repeated --set KEY=VALUE as a dict (None when there were none); a repeated key is an error."""
-    if not texts:
-        return None
-    out = {}
-    for text in texts:
-        key, value = parse_override(text)
-        if key in out:
-            raise ValueError(f"--set {key} is given twice: keep one")
-        out[key] = value
-    return out
 
 
 def run_options(**overrides) -> dict:
@@ -109,7 +62,9 @@ def run_options(**overrides) -> dict:
         check_range("time_budget", opts["time_budget"], 0.0, low_open=True)
     check_choice("config", opts["config"], list(PRESETS))
     check_choice("backend", opts["backend"], BACKENDS)
-    check_choice("attention", opts["attention"], ["sdsa", "softmax"])
+    from spike_lib import registry
+
+    registry.check_name("attention", opts["attention"])  # sdsa, softmax or a registered one
     for key in ("steps", "batch_size", "eval_every", "val_tokens"):
         check_range(key, opts[key], 1, kind=int)
     check_range("warmup", opts["warmup"], 0, kind=int)
@@ -127,15 +82,24 @@ def run_options(**overrides) -> dict:
 
 
 def resolve_tokenizer(name_or_path):
-    """A shipped tokenizer by name (char, syllable, bpe, gpt2) or a saved one by .json path."""
+    """A tokenizer by name (char, syllable, bpe, gpt2, or a registered plug-in) or by .json path."""
+    from spike_lib import registry
     from spike_lib.tokenizers import TOKENIZERS, get_tokenizer, load_tokenizer
 
     if name_or_path in TOKENIZERS:
         return get_tokenizer(name_or_path)
     path = Path(name_or_path)
     if path.suffix != ".json":
-        raise ValueError(f"tokenizer={name_or_path!r} is neither a shipped tokenizer "
-                         f"{sorted(TOKENIZERS)} nor the path of a saved tokenizer (.json)")
+        try:
+            tok = registry.get_tokenizer(name_or_path)
+        except ValueError:
+            raise ValueError(f"tokenizer={name_or_path!r} is neither a tokenizer name "
+                             f"{registry.names('tokenizer')} nor the path of a saved tokenizer "
+                             "(.json)") from None
+        if not callable(getattr(tok, "save", None)):  # checkpoints hold their tokenizer
+            raise ValueError(f"the plug-in tokenizer {name_or_path!r} has no save(path): "
+                             "subclass spike_lib.tokenizers.base.Tokenizer to train with it")
+        return tok
     if not path.is_file():
         raise ValueError(f"tokenizer file {path} does not exist: give a shipped name "
                          f"{sorted(TOKENIZERS)} or the path of a file saved with .save()")
@@ -232,11 +196,15 @@ class MLXOptimizerState:
 
 
 class MLXBackend:
-    """The MLX SpikeLLM: autodiff, and the training step compiled with mx.compile."""
+    """The MLX SpikeLLM: autodiff, and the training step compiled with mx.compile.
+
+    With a World of R > 1 processes the step averages the gradients over them (data parallel,
+    spike_lib.distributed) and each rank draws its own dropout masks (seed + 1000 rank).
+    """
 
     name = "mlx"
 
-    def __init__(self, cfg, opts):
+    def __init__(self, cfg, opts, world=None):
         import importlib
 
         try:
@@ -249,12 +217,30 @@ class MLXBackend:
         self.model = SpikeLLM(cfg)
         self.opt = mlx_train.AdamW(opts["lr"], weight_decay=opts["weight_decay"])
         self.clip, self.fn = opts["clip"], None
+        self.group = world.group if world is not None else None
+        if self.group is not None:
+            importlib.import_module("mlx.core").random.seed(opts["seed"] + 1000 * world.rank)
 
     def step(self, x, y, lr) -> dict:
         if self.fn is None:  # after a resume has loaded the optimizer state
             self.model.train(True)
-            self.fn = self.mt.make_step(self.model, self.opt, self.clip, compile=True)
+            self.fn = self.mt.make_step(self.model, self.opt, self.clip, compile=True,
+                                        group=self.group)
         return self.mt.train_step(self.fn, self.opt, x, y, lr)
+
+    def get_state(self) -> dict:
+        """Weights and optimizer state: {'model.<name>' or 'opt.<name>': NumPy array}."""
+        opt = MLXOptimizerState(self.opt).state_dict()
+        return {**{f"model.{k}": v for k, v in self.model.state_dict().items()},
+                **{f"opt.{k}": v for k, v in opt.items()}}
+
+    def set_state(self, state):
+        def part(prefix):
+            return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+        self.model.load_state_dict(part("model."))
+        MLXOptimizerState(self.opt).load_state_dict(part("opt."))
+        self.fn = None  # the compiled step captured the old optimizer state: trace again
 
     def numpy_model(self):
         return self.model.to_numpy()
@@ -271,8 +257,8 @@ class MLXBackend:
         return load_checkpoint(path, self.model, MLXOptimizerState(self.opt))[2]
 
 
-def make_backend(cfg, opts):
-    return (MLXBackend if opts["backend"] == "mlx" else NumpyBackend)(cfg, opts)
+def make_backend(cfg, opts, world=None):
+    return MLXBackend(cfg, opts, world) if opts["backend"] == "mlx" else NumpyBackend(cfg, opts)
 
 
 # -- the run folder ----------------------------------------------------------------------------
@@ -447,36 +433,27 @@ def _eval_record(backend, val_ids, val_chars, batch_size) -> dict:
     return {"val_loss": ev["loss"], "val_bpc": ev["bpc"], "firing_rates": rates}
 
 
-def train_run(out, resume=False, callback=None, progress=False, train_docs=None,
-              val_docs=None, **options) -> dict:
-    """Train a SpikeLLM into run folder `out`, or continue it (resume=True) from its checkpoint.
-
-    options: see DEFAULTS (None keeps the default, or the saved value on resume). Resuming with
-    an option that changes what is learned raises ValueError naming the difference.
-    train_docs / val_docs: corpus documents (default: the shipped train and val splits).
-    callback(step, record) runs after every step with the logged record. A NaN loss raises
-    TrainingDiverged, a failed write RunError; run/checkpoint then holds the last good state.
-    """
-    from spike_lib.checkpoint import load_config
-    from spike_lib.data.batches import encode_documents
-    from spike_lib.numpy_impl.optim import cosine_lr
-
-    out = Path(out)
-    if resume:
-        saved = read_run_config(out)
-        opts = run_options(**{**saved["options"], **{k: v for k, v in options.items()
-                                                        if v is not None}})
-        diff = {k: (saved["options"].get(k, DEFAULTS.get(k)), v) for k, v in opts.items()
-                if k not in FREE_ON_RESUME and saved["options"].get(k, DEFAULTS.get(k)) != v}
-        if diff:
-            said = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in sorted(diff.items()))
-            raise ValueError(f"{out} was trained with other options ({said}); resume with "
-                             "the saved options (leave them out), or start a new --out folder")
-    else:
+def _open_run(out, resume, options) -> tuple:
+    """(opts, saved run.json or {}): the options of a new run, or a resumed run's checked ones."""
+    if not resume:
         if (out / RUN_CONFIG).exists():
             raise ValueError(f"{out} already holds a run: pass --resume to continue it, or "
                              "choose another --out folder")
-        opts = run_options(**options)
+        return run_options(**options), {}
+    saved = read_run_config(out)
+    opts = run_options(**{**saved["options"], **{k: v for k, v in options.items()
+                                                    if v is not None}})
+    diff = {k: (saved["options"].get(k, DEFAULTS.get(k)), v) for k, v in opts.items()
+            if k not in FREE_ON_RESUME and saved["options"].get(k, DEFAULTS.get(k)) != v}
+    if diff:
+        said = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in sorted(diff.items()))
+        raise ValueError(f"{out} was trained with other options ({said}); resume with "
+                         "the saved options (leave them out), or start a new --out folder")
+    return opts, saved
+
+
+def _prepare(opts, train_docs, val_docs) -> tuple:
+    """(tokenizer, Config, train_docs, val_docs) for the options; checks metadata prefixes fit."""
     tok = resolve_tokenizer(opts["tokenizer"])
     cfg = make_config(opts, tok)
     if train_docs is None or val_docs is None:
@@ -492,32 +469,69 @@ def train_run(out, resume=False, callback=None, progress=False, train_docs=None,
             raise ValueError(f"metadata prefixes take up to {k} tokens of the {opts['tokenizer']}"
                              f" tokenizer but block_size is {cfg.block_size}: use a larger "
                              "--config or a tokenizer with longer tokens (bpe)")
-    backend = make_backend(cfg, opts)
-    start, spent = 0, 0.0
-    if resume:
-        if saved.get("model") != cfg.to_dict():
+    return tok, cfg, train_docs, val_docs
+
+
+def train_run(out, resume=False, callback=None, progress=False, train_docs=None,
+              val_docs=None, **options) -> dict:
+    """Train a SpikeLLM into run folder `out`, or continue it (resume=True) from its checkpoint.
+
+    options: see DEFAULTS (None keeps the default, or the saved value on resume). Resuming with
+    an option that changes what is learned raises ValueError naming the difference.
+    train_docs / val_docs: corpus documents (default: the shipped train and val splits).
+    callback(step, record) runs after every step with the logged record. A NaN loss raises
+    TrainingDiverged, a failed write RunError; run/checkpoint then holds the last good state.
+    Started by mlx.launch as R processes (spike_lib.distributed), each rank trains on its slice
+    of every global batch; rank 0 alone reads and writes `out`, evaluates and shows progress.
+    """
+    from spike_lib import distributed
+    from spike_lib.checkpoint import load_config
+    from spike_lib.data.batches import encode_documents
+    from spike_lib.numpy_impl.optim import cosine_lr
+
+    out, world, ready = Path(out), distributed.world(), []
+
+    def open_folder():  # rank 0 only: the other ranks get its options or its error
+        opts, saved = _open_run(out, resume, options)
+        world.check(opts)
+        ready.extend(_prepare(opts, train_docs, val_docs))
+        if resume and saved.get("model") != ready[1].to_dict():
             raise ValueError(f"{out} holds a model with another config than tokenizer "
-                             f"{opts['tokenizer']!r} now gives (vocab_size {cfg.vocab_size}); "
-                             "restore the tokenizer file or start a new run")
-        ckpt = last_good_checkpoint(out)
+                             f"{opts['tokenizer']!r} now gives (vocab_size {ready[1].vocab_size});"
+                             " restore the tokenizer file or start a new run")
+        return {"options": opts, "plan": saved.get("plan")}
+
+    shared = world.from_rank0(open_folder)
+    opts = shared["options"]
+    tok, cfg, train_docs, val_docs = ready or _prepare(opts, train_docs, val_docs)
+    backend = make_backend(cfg, opts, world)
+
+    def load():  # rank 0 only: the step (and seconds) to start from
+        if not resume:
+            out.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(out / RUN_CONFIG, {"options": opts, "model": cfg.to_dict(),
+                                                 "world_size": world.size})
+            return [0, 0.0]
+        ckpt, start = last_good_checkpoint(out), [0, 0.0]
         if ckpt is not None:
             if load_config(ckpt) != cfg:
                 raise ValueError(f"{ckpt} holds a model of another config than {out}/"
                                  f"{RUN_CONFIG}: the folder was mixed up; start a new run")
             meta = backend.load(ckpt)
-            start, spent = int(meta["step"]), float(meta.get("train_seconds", 0.0))
-        truncate_log(out / LOG, start)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / RUN_CONFIG, {"options": opts, "model": cfg.to_dict()})
+            start = [int(meta["step"]), float(meta.get("train_seconds", 0.0))]
+        truncate_log(out / LOG, start[0])
+        return start
+
+    start, spent = world.from_rank0(load)
+    world.broadcast_state(backend)  # every rank starts from rank 0's weights
     batches = Batches(train_docs, tok, cfg.block_size, opts["batch_size"], opts["seed"],
                       opts["metadata"])
     val_ids = encode_documents(val_docs, tok.encode)[0][: opts["val_tokens"] + 1]
     val_chars = len(tok.decode(val_ids[1:].tolist()))
     steps, lr = opts["steps"], opts["lr"]
-    clock = Budget(opts, saved.get("plan") if resume else None, spent)
+    clock = Budget(opts, shared["plan"], spent)
     total = clock.total(steps)
-    bar = _progress(progress, total, start)
+    bar = _progress(progress and world.main, total, start)
     rec, last_saved, speeds, step = {}, start, [], start
     try:
         while step < total:
@@ -525,7 +539,7 @@ def train_run(out, resume=False, callback=None, progress=False, train_docs=None,
             lr_t = cosine_lr(step, lr, min(opts["warmup"], total), total, lr * 0.1)
             t0 = time.perf_counter()
             try:
-                res = backend.step(x, y, lr_t)
+                res = backend.step(world.slice(x), world.slice(y), lr_t)  # global mean
             except TrainingDiverged as err:
                 raise TrainingDiverged(
                     f"training stopped at step {step + 1}: {err}. {out / CKPT} keeps the last "
@@ -536,10 +550,11 @@ def train_run(out, resume=False, callback=None, progress=False, train_docs=None,
             speeds.append(x.size / dt)
             rec = {"step": step + 1, "loss": res["loss"], "lr": lr_t,
                    "grad_norm": res["grad_norm"], "tokens_per_s": x.size / dt}
-            planning, out_of_time = clock.planning(total), clock.out_of_time(step + 1, total)
+            planning = clock.planning(total)
+            out_of_time = bool(world.agree(clock.out_of_time(step + 1, total)))  # rank 0's clock
             last = step + 1 == total or out_of_time
             t0 = time.perf_counter()
-            if (step + 1) % opts["eval_every"] == 0 or last or planning:
+            if world.main and ((step + 1) % opts["eval_every"] == 0 or last or planning):
                 rec.update(_eval_record(backend, val_ids, val_chars, opts["batch_size"]))
             t_eval = time.perf_counter() - t0
             if out_of_time:
@@ -547,18 +562,26 @@ def train_run(out, resume=False, callback=None, progress=False, train_docs=None,
             try:
                 t0 = time.perf_counter()
                 if planning:  # fix the schedule's length in run.json before the checkpoint
-                    total = clock.plan(step + 1, steps, t_eval, opts)
-                    write_json_atomic(out / RUN_CONFIG, {"options": opts, "model": cfg.to_dict(),
-                                                         "plan": clock.fixed})
+                    total = world.agree(clock.plan(step + 1, steps, t_eval, opts))
+                    if world.main:
+                        write_json_atomic(out / RUN_CONFIG, {
+                            "options": opts, "model": cfg.to_dict(), "plan": clock.fixed,
+                            "world_size": world.size})
                     if bar is not None:
                         bar.total = total
                 if (step + 1) % opts["ckpt_every"] == 0 or last or planning:
-                    backend.save(out / CKPT, tok, {"step": step + 1, "loss": res["loss"],
-                                                   "train_seconds": clock.spent()})
+                    if not world.in_step(backend) and world.main:  # all ranks must take part
+                        warnings.warn(f"the {world.size} processes held different weights at "
+                                      f"step {step + 1}: rank 0's were sent to all", stacklevel=2)
+                    if world.main:
+                        backend.save(out / CKPT, tok, {"step": step + 1, "loss": res["loss"],
+                                                       "train_seconds": clock.spent(),
+                                                       "world_size": world.size})
                     last_saved = step + 1
                 clock.save_took(time.perf_counter() - t0)
-                with open(out / LOG, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(rec) + "\n")
+                if world.main:
+                    with open(out / LOG, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(rec) + "\n")
             except OSError as err:
                 raise RunError(f"could not write to {out} at step {step + 1} ({err}); "
                                f"{out / CKPT} keeps the last good state (step {last_saved}): "
@@ -578,4 +601,4 @@ def train_run(out, resume=False, callback=None, progress=False, train_docs=None,
             "val_bpc": rec.get("val_bpc"), "checkpoint_step": last_saved,
             "tokens_per_s": float(np.median(speeds)) if speeds else None,
             "train_seconds": round(clock.spent(), 1),
-            "stopped_by": rec.get("stopped", "steps")}
+            "stopped_by": rec.get("stopped", "steps"), "world_size": world.size}

@@ -8,6 +8,7 @@ Taught in: notebooks/07_mlx_port.ipynb
 import mlx.core as mx
 from mlx import nn
 
+from spike_lib import registry
 from spike_lib.mlx_impl.attention import SDSA, SoftmaxAttention
 from spike_lib.mlx_impl.layers import GELU, Dropout, LayerNorm, Linear
 from spike_lib.mlx_impl.neurons import LIF
@@ -64,19 +65,24 @@ def make_neuron(cfg, kind):
     th = cfg.thresholds()[kind]
     if not cfg.spiking:
         return SmoothGate(th, cfg.surrogate, cfg.surrogate_scale) if kind == "attn" else GELU()
+    if cfg.neuron != "lif":  # a plug-in (spike_lib.registry), built with the same LIF arguments
+        return registry.build_neuron(cfg, kind, "mlx")
     lif = cfg.lif_kwargs(kind)
     return LIF(**lif) if cfg.mem_clamp is None else ClampLIF(cfg.mem_clamp, **lif)
 
 
 def make_attention(cfg, rng):
-    """Causal SDSA (its neurons from make_neuron) or causal softmax attention."""
+    """Causal SDSA (its neurons from make_neuron), causal softmax attention or a plug-in."""
     if cfg.attention == "softmax":
         return SoftmaxAttention(cfg.n_embd, cfg.n_head, rng, causal=True)
+    if cfg.attention != "sdsa":  # a plug-in (spike_lib.registry): factory(cfg, rng)
+        return registry.build_attention(cfg, rng, "mlx")
     th = cfg.thresholds()
     attn = SDSA(cfg.n_embd, cfg.n_head, rng, causal=True, beta=cfg.beta, threshold=th["qkv"],
                 attn_threshold=th["attn"], reset=cfg.reset, surrogate=cfg.surrogate,
                 surrogate_scale=cfg.surrogate_scale, detach_reset=cfg.detach_reset)
-    if not cfg.spiking or cfg.mem_clamp is not None:  # swap in the twin's or clamped neurons
+    if not cfg.spiking or cfg.mem_clamp is not None or cfg.neuron != "lif":
+        # swap in the twin's, the clamped or the plug-in neurons
         for name in ("q_lif", "k_lif", "v_lif"):
             setattr(attn, name, make_neuron(cfg, "qkv"))
         attn.attn_lif = make_neuron(cfg, "attn")

@@ -13,6 +13,7 @@ from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
 from spike_lib.config import check_range
 from spike_lib.data.batches import IGNORE_INDEX
+from spike_lib.distributed import average_over_ranks
 from spike_lib.mlx_impl.layers import cross_entropy
 from spike_lib.numpy_impl.optim import cosine_lr
 from spike_lib.numpy_impl.train import TrainingDiverged, as_batches
@@ -74,10 +75,14 @@ def grad_norm(grads) -> mx.array:
     return mx.sqrt(sum(mx.square(g).sum() for _, g in tree_flatten(grads)))
 
 
-def make_step(model, optimizer, clip=1.0, compile=True):
+def make_step(model, optimizer, clip=1.0, compile=True, group=None):
     """One training step step(x, y) -> (loss, grad_norm), compiled with mx.compile by default.
 
     x, y: (B, L) token ids and targets (NumPy arrays are checked, then converted).
+    group: an mx.distributed group of R > 1 processes, each passing its slice of one global
+    batch: the loss and gradients are averaged over the ranks (spike_lib.distributed,
+    weighted by token counts) inside the compiled step, before clipping, so the clipped norm
+    and the update are the global batch's and every rank applies the same update.
     The compiled function reads and writes model.state, optimizer.state and mx.random.state
     (dropout); optimizer.init is called first so its state exists before it is captured. A
     trace fixes Python flags, so train and eval mode (dropout on or off) get one trace each. A
@@ -91,6 +96,9 @@ def make_step(model, optimizer, clip=1.0, compile=True):
     def build():
         def step(x, y):
             loss, grads = value_and_grad(model, x, y)
+            if group is not None and group.size() > 1:
+                n_tokens = (y != IGNORE_INDEX).sum().astype(mx.float32)
+                loss, grads = average_over_ranks(loss, grads, n_tokens, group)
             norm = grad_norm(grads)
             if clip:
                 scale = mx.minimum(1.0, clip / (norm + 1e-12))  # as numpy_impl's clip_grad_norm

@@ -7,6 +7,7 @@ Taught in: notebooks/05_spikellm_forward.ipynb
 
 import numpy as np
 
+from spike_lib import registry
 from spike_lib.neurons import LIF
 from spike_lib.numpy_impl.attention import SDSA, SoftmaxAttention
 from spike_lib.numpy_impl.layers import GELU, Dropout, LayerNorm, Linear
@@ -91,19 +92,24 @@ def make_neuron(cfg, kind):
     th = cfg.thresholds()[kind]
     if not cfg.spiking:
         return SmoothGate(th, cfg.surrogate, cfg.surrogate_scale) if kind == "attn" else GELU()
+    if cfg.neuron != "lif":  # a plug-in (spike_lib.registry), built with the same LIF arguments
+        return registry.build_neuron(cfg, kind, "numpy")
     lif = cfg.lif_kwargs(kind)
     return LIF(**lif) if cfg.mem_clamp is None else ClampLIF(cfg.mem_clamp, **lif)
 
 
 def make_attention(cfg, rng):
-    """Causal SDSA (its neurons from make_neuron) or causal softmax attention."""
+    """Causal SDSA (its neurons from make_neuron), causal softmax attention or a plug-in."""
     if cfg.attention == "softmax":
         return SoftmaxAttention(cfg.n_embd, cfg.n_head, rng, causal=True)
+    if cfg.attention != "sdsa":  # a plug-in (spike_lib.registry): factory(cfg, rng)
+        return registry.build_attention(cfg, rng, "numpy")
     th = cfg.thresholds()
     attn = SDSA(cfg.n_embd, cfg.n_head, rng, causal=True, beta=cfg.beta, threshold=th["qkv"],
                 attn_threshold=th["attn"], reset=cfg.reset, surrogate=cfg.surrogate,
                 surrogate_scale=cfg.surrogate_scale, detach_reset=cfg.detach_reset)
-    if not cfg.spiking or cfg.mem_clamp is not None:  # swap in the twin's or clamped neurons
+    if not cfg.spiking or cfg.mem_clamp is not None or cfg.neuron != "lif":
+        # swap in the twin's, the clamped or the plug-in neurons
         for name in ("q_lif", "k_lif", "v_lif"):
             attn.modules[name] = make_neuron(cfg, "qkv")
         attn.modules["attn_lif"] = make_neuron(cfg, "attn")
