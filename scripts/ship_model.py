@@ -11,10 +11,10 @@ complete (temp folder, then renames).
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from spike_lib.bookmodel import run_summary, train_command
+from spike_lib.checkpoint import atomic_folder
 from spike_lib.runs import last_good_checkpoint
 
 SHIPPED = ("weights.npz", "config.json", "meta.json", "tokenizer.json")
@@ -29,35 +29,25 @@ def ship(run, dest) -> Path:
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line]
     meta = json.loads((ckpt / "meta.json").read_text())
     step = meta.get("step")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    tmp.chmod(0o755)
-    for name in SHIPPED:
-        shutil.copy2(ckpt / name, tmp / name)
-    shutil.copy2(run / "run.json", tmp / "run.json")
-    kept = [r for r in log if step is None or r.get("step", 0) <= step]
-    (tmp / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
-    evals = [r for r in kept if "val_bpc" in r]
-    last_eval = f"{evals[-1]['val_bpc']:.3f} at step {evals[-1]['step']}" if evals else "none yet"
-    (tmp / "README.md").write_text("")  # run_summary needs a complete folder
-    info = run_summary(tmp)
-    (tmp / "README.md").write_text(
-        f"# {dest.name}\n\nShipped from the training run `{run}` at step {step} of "
-        f"{run_json['options']['steps']} (last validation BPC {last_eval}): "
-        f"{info['n_params']:,} parameters, {info['tokens_seen']:,} training tokens in "
-        f"{info['train_seconds'] / 60:.0f} minutes of training (median {info['tokens_per_s']:.0f} "
-        "tokens/s on the machine that trained it).\n"
-        "The optimizer state is not shipped. Reproduce it with\n\n```\n"
-        f"{train_command(run_json['options'], f'runs/{dest.name}')}\n```\n\nThen "
-        f"`python scripts/ship_model.py runs/{dest.name} data/checkpoints/{dest.name}`.\n")
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        dest.rename(old)
-        tmp.rename(dest)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(dest)
+    with atomic_folder(dest) as tmp:
+        for name in SHIPPED:
+            shutil.copy2(ckpt / name, tmp / name)
+        shutil.copy2(run / "run.json", tmp / "run.json")
+        kept = [r for r in log if step is None or r.get("step", 0) <= step]
+        (tmp / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+        evals = [r for r in kept if "val_bpc" in r]
+        last_eval = f"{evals[-1]['val_bpc']:.3f} at step {evals[-1]['step']}" if evals else "none yet"
+        (tmp / "README.md").write_text("")  # run_summary needs a complete folder
+        info = run_summary(tmp)
+        (tmp / "README.md").write_text(
+            f"# {dest.name}\n\nShipped from the training run `{run}` at step {step} of "
+            f"{run_json['options']['steps']} (last validation BPC {last_eval}): "
+            f"{info['n_params']:,} parameters, {info['tokens_seen']:,} training tokens in "
+            f"{info['train_seconds'] / 60:.0f} minutes of training (median {info['tokens_per_s']:.0f} "
+            "tokens/s on the machine that trained it).\n"
+            "The optimizer state is not shipped. Reproduce it with\n\n```\n"
+            f"{train_command(run_json['options'], f'runs/{dest.name}')}\n```\n\nThen "
+            f"`python scripts/ship_model.py runs/{dest.name} data/checkpoints/{dest.name}`.\n")
     return dest
 
 

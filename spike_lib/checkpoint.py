@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +26,37 @@ def _write_json(path, obj):
         json.dump(obj, f, indent=1, sort_keys=True)
 
 
+@contextmanager
+def atomic_folder(path):
+    """Yield an empty temporary sibling of folder `path`; once the block ends, it becomes `path`.
+
+    The old folder steps aside (.NAME.old-*) and is removed only once the new one is in place;
+    on any error the temporary folder is removed and `path` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp.chmod(0o755)
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, old / path.name)  # step aside, keep until the new one is in place
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def save_checkpoint(path, model, tokenizer=None, optimizer=None, meta=None) -> Path:
     """Save model (and optionally its tokenizer, optimizer state, meta dict) into folder `path`.
 
     Replaces an existing checkpoint at `path` only once the new one is completely written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with atomic_folder(path) as tmp:
         with open(tmp / WEIGHTS, "wb") as f:
             np.savez(f, **model.state_dict())
         _write_json(tmp / CONFIG, model.cfg.to_dict())
@@ -47,17 +70,7 @@ def save_checkpoint(path, model, tokenizer=None, optimizer=None, meta=None) -> P
         if optimizer is not None:
             with open(tmp / OPTIMIZER, "wb") as f:
                 np.savez(f, **optimizer.state_dict())
-        old = None
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.replace(path, old / path.name)  # step aside, keep until the new one is in place
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    return Path(path)
 
 
 def _read_json(path):

@@ -5,9 +5,6 @@ Taught in: notebooks/09_finetuning_lora.ipynb
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -227,26 +224,16 @@ def save_adapter(path, model, base_fingerprint, meta=None) -> Path:
     """Write adapter.npz (LoRA tensors only, no pickle) + adapter.json into folder `path`, atomically."""
     if not getattr(model, "lora", None):
         raise ValueError("this model has no LoRA adapters: call apply_lora first")
+    from spike_lib.checkpoint import atomic_folder
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with atomic_folder(path) as tmp:
         with open(tmp / ADAPTER_WEIGHTS, "wb") as f:
             np.savez(f, **adapter_state_dict(model))
         info = {"format_version": ADAPTER_FORMAT, **model.lora, "base": base_fingerprint,
                 **(meta or {})}
         (tmp / ADAPTER_CONFIG).write_text(json.dumps(info, indent=1, sort_keys=True),
                                           encoding="utf-8")
-        old = None
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.replace(path, old / path.name)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
