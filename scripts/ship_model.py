@@ -13,9 +13,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from spike_lib.bookmodel import run_summary, train_command
-from spike_lib.checkpoint import atomic_folder
-from spike_lib.runs import last_good_checkpoint
+from spike_lib.train.bookmodel import run_summary, train_command
+from spike_lib.train.checkpoint import atomic_folder
+from spike_lib.train.runs import last_good_checkpoint
 
 SHIPPED = ("weights.npz", "config.json", "meta.json", "tokenizer.json")
 

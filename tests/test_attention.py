@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spike_lib.gradcheck import numerical_grad
+from spike_lib.core.gradcheck import numerical_grad
 from spike_lib.numpy_impl.attention import (
     SDSA,
     SoftmaxAttention,

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from spike_lib import blas
+from spike_lib.core import blas
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from spike_lib import bookmodel, runs
-from spike_lib.checkpoint import save_checkpoint
-from spike_lib.cmd_eval import evaluate_text
-from spike_lib.config import Config
-from spike_lib.energy import linear_flops
+from spike_lib.train import bookmodel, runs
+from spike_lib.train.checkpoint import save_checkpoint
+from spike_lib.cli.cmd_eval import evaluate_text
+from spike_lib.core.config import Config
+from spike_lib.core.energy import linear_flops
 from spike_lib.numpy_impl.model import SpikeLLM
 from spike_lib.tokenizers import get_tokenizer
 

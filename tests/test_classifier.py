@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from spike_lib.config import Config
-from spike_lib.energy import E_AC_PJ, E_MAC_PJ
-from spike_lib.gradcheck import numerical_grad
+from spike_lib.core.config import Config
+from spike_lib.core.energy import E_AC_PJ, E_MAC_PJ
+from spike_lib.core.gradcheck import numerical_grad
 from spike_lib.numpy_impl.classifier import SpikeClassifier, batches, evaluate, train_classifier
 from spike_lib.numpy_impl.layers import cross_entropy
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from spike_lib import checkpoint, runs
+from spike_lib.train import checkpoint, runs
 from spike_lib.cli import main
 from spike_lib.data.corpus import load_corpus, write_jsonl_gz
 

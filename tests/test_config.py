@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 
 import spike_lib
-from spike_lib.config import Config, LIFConfig, check_range
+from spike_lib.core.config import Config, LIFConfig, check_range
 
 
 @pytest.mark.parametrize(

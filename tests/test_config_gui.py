@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spike_lib import config_gui
-from spike_lib.config import Config
-from spike_lib.config_gui import ConfigForm, config_command, format_value, parse_command
-from spike_lib.runs import resolve_tokenizer
+from spike_lib.ui import config_gui
+from spike_lib.core.config import Config
+from spike_lib.ui.config_gui import ConfigForm, config_command, format_value, parse_command
+from spike_lib.train.runs import resolve_tokenizer
 
 CHAR = resolve_tokenizer("char").vocab_size
 BPE = resolve_tokenizer("bpe").vocab_size
@@ -17,7 +17,7 @@ DOCS = [{"text": "the quick brown fox jumps over the lazy dog. " * 6, "category"
 
 
 def test_format_value_round_trips_through_set():
-    from spike_lib.runs import parse_override
+    from spike_lib.train.runs import parse_override
 
     assert [format_value(v) for v in (None, True, False, 0.1, 3, "zero", 1e-05)] == [
         "none", "true", "false", "0.1", "3", "zero", "1e-05"]

@@ -6,9 +6,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from spike_lib import runs
-from spike_lib.dashboard import Dashboard, in_notebook
-from spike_lib.runplot import block_rates, draw_runs, run_series
+from spike_lib.train import runs
+from spike_lib.ui.dashboard import Dashboard, in_notebook
+from spike_lib.ui.runplot import block_rates, draw_runs, run_series
 
 RECORDS = [
     {"step": 1, "loss": 4.0, "lr": 0.001, "grad_norm": 2.0, "tokens_per_s": 100.0},
@@ -64,7 +64,7 @@ def test_dashboard_as_run_callback_collects_the_log(tmp_path):
 
 
 def test_dashboard_as_numpy_train_callback_numbers_steps_from_1(rng):
-    from spike_lib.config import Config
+    from spike_lib.core.config import Config
     from spike_lib.numpy_impl.model import SpikeLLM
     from spike_lib.numpy_impl.train import train
 

@@ -20,11 +20,11 @@ mx = pytest.importorskip("mlx.core")
 
 from mlx.utils import tree_flatten
 
-from spike_lib import checkpoint, distributed, runs
-from spike_lib.config import Config
+from spike_lib.train import checkpoint, distributed, runs
+from spike_lib.core.config import Config
 from spike_lib.data.batches import IGNORE_INDEX
 from spike_lib.data.corpus import load_corpus, write_jsonl_gz
-from spike_lib.distributed import World, token_weight
+from spike_lib.train.distributed import World, token_weight
 from spike_lib.mlx_impl.model import SpikeLLM
 from spike_lib.mlx_impl.train import loss_and_grads
 
@@ -217,7 +217,7 @@ def test_wrong_combination_is_one_clear_error_from_rank_0(tmp_path, corpus):
 RANKS = """
 import json
 import numpy as np
-from spike_lib.distributed import world
+from spike_lib.train.distributed import world
 
 w = world()
 arrays = {"w": np.arange(6, dtype=np.float32).reshape(2, 3) / 7, "t": np.array(3, np.uint64),

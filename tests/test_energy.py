@@ -1,12 +1,12 @@
-"""spike_lib.energy: the 45 nm estimates by hand (Horowitz 2014 figures), totals and bad input."""
+"""spike_lib.core.energy: the 45 nm estimates by hand (Horowitz 2014 figures), totals and bad input."""
 
 import argparse
 import math
 
 import pytest
 
-from spike_lib import energy
-from spike_lib.energy import (
+from spike_lib.core import energy
+from spike_lib.core.energy import (
     E_AC_PJ,
     E_MAC_PJ,
     EnergyReport,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from spike_lib.exercises import ch01
-from spike_lib.neurons import lif_backward, lif_forward
-from spike_lib.surrogate import ArcTan
+from spike_lib.core.neurons import lif_backward, lif_forward
+from spike_lib.core.surrogate import ArcTan
 
 
 def test_lif_by_hand(capsys):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spike_lib.config import Config
+from spike_lib.core.config import Config
 from spike_lib.data.colors import load_colors
 from spike_lib.exercises import ch02
 from spike_lib.numpy_impl.classifier import SpikeClassifier

@@ -2,7 +2,7 @@
 
 import pytest
 
-from spike_lib.energy import E_AC_PJ, E_MAC_PJ
+from spike_lib.core.energy import E_AC_PJ, E_MAC_PJ
 from spike_lib.exercises import ch08
 
 

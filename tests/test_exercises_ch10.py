@@ -5,10 +5,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from spike_lib.config import Config
+from spike_lib.core.config import Config
 from spike_lib.exercises import ch10
-from spike_lib.neurons import LIF, lif_backward, lif_forward
-from spike_lib.qa_eval import f1_score
+from spike_lib.numpy_impl.neurons import LIF
+from spike_lib.core.neurons import lif_backward, lif_forward
+from spike_lib.train.qa_eval import f1_score
 
 
 def overrides(cfg, preset):

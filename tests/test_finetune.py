@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from spike_lib import finetune as ft
-from spike_lib.checkpoint import load_meta, save_checkpoint
+from spike_lib.train import finetune as ft
+from spike_lib.train.checkpoint import load_meta, save_checkpoint
 from spike_lib.cli import main
-from spike_lib.config import Config
+from spike_lib.core.config import Config
 from spike_lib.data.batches import IGNORE_INDEX
 from spike_lib.numpy_impl.layers import cross_entropy
 from spike_lib.numpy_impl.model import SpikeLLM

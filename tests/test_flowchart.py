@@ -3,8 +3,8 @@
 import matplotlib.pyplot as plt
 import pytest
 
-from spike_lib.config import Config
-from spike_lib.flowchart import config_to_design, count_params, design_to_config, draw_flowchart
+from spike_lib.core.config import Config
+from spike_lib.ui.flowchart import config_to_design, count_params, design_to_config, draw_flowchart
 from spike_lib.numpy_impl.model import SpikeLLM
 
 BOOK = [{"type": "embedding", "vocab_size": 2439, "block_size": 128, "n_embd": 256},

@@ -3,7 +3,7 @@ import types
 import numpy as np
 import pytest
 
-from spike_lib.config import Config
+from spike_lib.core.config import Config
 from spike_lib.numpy_impl.generate import (
     embed,
     generate_ids,

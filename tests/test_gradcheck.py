@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from spike_lib.gradcheck import check_module, cmp, numerical_grad, rel_error
+from spike_lib.core.gradcheck import check_module, cmp, numerical_grad, rel_error
 from spike_lib.numpy_impl.module import Module
 
 

@@ -4,8 +4,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from spike_lib.cli import main
-from spike_lib.config import Config
-from spike_lib.graph import draw_graph, format_tree, module_graph, walk
+from spike_lib.core.config import Config
+from spike_lib.ui.graph import draw_graph, format_tree, module_graph, walk
 from spike_lib.numpy_impl.model import SpikeLLM
 
 

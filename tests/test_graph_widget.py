@@ -5,10 +5,10 @@ import re
 import numpy as np
 import pytest
 
-from spike_lib.config import Config
-from spike_lib.graph import walk
-from spike_lib.graph_widget import GraphExplorer, annotate, label, rate_table, tree_html
-from spike_lib.neurons import LIF
+from spike_lib.core.config import Config
+from spike_lib.ui.graph import walk
+from spike_lib.ui.graph_widget import GraphExplorer, annotate, label, rate_table, tree_html
+from spike_lib.numpy_impl.neurons import LIF
 from spike_lib.numpy_impl.model import SpikeLLM
 
 

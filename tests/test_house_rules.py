@@ -2,10 +2,14 @@
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import tidy_notebooks as tidy
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -101,4 +105,40 @@ def test_notebook_hygiene(path):
         assert "sys.path" not in src, f"{path.name} cell {i}: spike_lib is installed, no sys.path"
         assert "sk-ant-" not in json.dumps(cell), f"{path.name} cell {i}: looks like an API key"
         assert "#@save" not in src, f"{path.name} cell {i}: no code generation into the library"
-    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+        assert "NBVAL_" not in src, (f"{path.name} cell {i}: use the cell tag nbval-check-output, "
+                                     "not a comment (run scripts/tidy_notebooks.py)")
+    # what JupyterLab's autosave writes for the course kernel: opening a chapter changes nothing
+    assert nb["metadata"]["kernelspec"] == tidy.KERNELSPEC, f"{path.name}: run scripts/tidy_notebooks.py"
+    info = dict(nb["metadata"]["language_info"], version=tidy.LANGUAGE_INFO["version"])
+    assert info == tidy.LANGUAGE_INFO, f"{path.name}: run scripts/tidy_notebooks.py"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_solutions_are_hidden_behind_a_comment_under_their_exercise(path):
+    """A collapsed cell in Lab shows its first line: it must not be the answer."""
+    cells = load_nb(path)["cells"]
+    solutions = [i for i, c in enumerate(cells) if "hide-cell" in c["metadata"].get("tags", [])]
+    assert len(solutions) >= 3, f"{path.name}: {len(solutions)} solution cells"
+    for n, i in enumerate(solutions, 1):
+        src = "".join(cells[i]["source"])
+        assert src.startswith(f"# Solution to exercise {n}\n"), f"{path.name} cell {i}: {src[:40]!r}"
+        assert cells[i]["metadata"].get("jupyter", {}).get("source_hidden"), f"{path.name} cell {i}"
+        above = "".join(cells[i - 1]["source"])
+        assert cells[i - 1]["cell_type"] == "markdown" and f"**{n}." in above, (
+            f"{path.name}: solution {n} (cell {i}) does not sit under exercise {n}")
+
+
+def test_tidy_notebooks_is_idempotent_and_keeps_outputs(tmp_path):
+    src = NOTEBOOKS[0].read_text(encoding="utf-8")
+    nb = tidy.nbformat.reads(src, as_version=4)
+    nb.metadata["kernelspec"]["display_name"] = "Python 3"  # what the notebooks held before
+    k = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    nb.cells[k].source = "# NBVAL_CHECK_OUTPUT\n" + nb.cells[k].source
+    once = tidy.tidy(nb, 1)
+    first = tidy.nbformat.writes(once)
+    assert tidy.nbformat.writes(tidy.tidy(once, 1)) == first
+    assert once.metadata["kernelspec"] == tidy.KERNELSPEC
+    assert "nbval-check-output" in once.cells[k].metadata["tags"]
+    assert not once.cells[k].source.startswith("# NBVAL")
+    orig = tidy.nbformat.reads(src, as_version=4)
+    assert [c.get("outputs") for c in once.cells] == [c.get("outputs") for c in orig.cells]

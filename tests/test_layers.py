@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from spike_lib.gradcheck import numerical_grad
+from spike_lib.core.gradcheck import numerical_grad
 from spike_lib.numpy_impl.layers import (
     GELU,
     Dropout,

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from spike_lib.check import gradcheck_config, normwise_rel_error
-from spike_lib.checkpoint import save_checkpoint
-from spike_lib.config import Config
-from spike_lib.gradcheck import check_module, numerical_grad
+from spike_lib.train.check import gradcheck_config, normwise_rel_error
+from spike_lib.train.checkpoint import save_checkpoint
+from spike_lib.core.config import Config
+from spike_lib.core.gradcheck import check_module, numerical_grad
 from spike_lib.numpy_impl.layers import Linear, cross_entropy
 from spike_lib.numpy_impl.lora import (
     ADAPTER_CONFIG,

@@ -7,7 +7,7 @@ mx = pytest.importorskip("mlx.core")
 
 from mlx.utils import tree_flatten
 
-from spike_lib.check import normwise_rel_error
+from spike_lib.train.check import normwise_rel_error
 from spike_lib.mlx_impl import attention as A
 from spike_lib.numpy_impl import attention as NA
 

@@ -7,7 +7,7 @@ import pytest
 
 mx = pytest.importorskip("mlx.core")
 
-from spike_lib.check import normwise_rel_error
+from spike_lib.train.check import normwise_rel_error
 from spike_lib.mlx_impl import layers as L
 from spike_lib.numpy_impl import layers as N
 

@@ -9,9 +9,9 @@ mx = pytest.importorskip("mlx.core")
 
 from mlx.utils import tree_flatten
 
-from spike_lib.check import normwise_rel_error
-from spike_lib.checkpoint import save_checkpoint
-from spike_lib.config import Config
+from spike_lib.train.check import normwise_rel_error
+from spike_lib.train.checkpoint import save_checkpoint
+from spike_lib.core.config import Config
 from spike_lib.mlx_impl import lora as mlx_lora
 from spike_lib.mlx_impl.model import SpikeLLM
 from spike_lib.mlx_impl.train import AdamW, loss_and_grads, make_step, train_step

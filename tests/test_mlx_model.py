@@ -9,10 +9,10 @@ mx = pytest.importorskip("mlx.core")
 
 from mlx.utils import tree_flatten
 
-from spike_lib import blas
-from spike_lib.check import normwise_rel_error
-from spike_lib.checkpoint import load_checkpoint, save_checkpoint
-from spike_lib.config import Config
+from spike_lib.core import blas
+from spike_lib.train.check import normwise_rel_error
+from spike_lib.train.checkpoint import load_checkpoint, save_checkpoint
+from spike_lib.core.config import Config
 from spike_lib.mlx_impl import model as mlx_model
 from spike_lib.mlx_impl.blocks import ClampLIF
 from spike_lib.mlx_impl.model import SpikeLLM

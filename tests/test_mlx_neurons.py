@@ -6,13 +6,13 @@ import pytest
 mx = pytest.importorskip("mlx.core")
 nn = pytest.importorskip("mlx.nn")
 
-from spike_lib.config import LIFConfig
-from spike_lib.gradcheck import rel_error
+from spike_lib.core.config import LIFConfig
+from spike_lib.core.gradcheck import rel_error
 from spike_lib.mlx_impl.neurons import LIF, lif_forward
 from spike_lib.mlx_impl.spike import spike_fn
-from spike_lib.neurons import lif_backward
-from spike_lib.neurons import lif_forward as np_lif_forward
-from spike_lib.surrogate import SURROGATES, get_surrogate
+from spike_lib.core.neurons import lif_backward
+from spike_lib.core.neurons import lif_forward as np_lif_forward
+from spike_lib.core.surrogate import SURROGATES, get_surrogate
 
 RESETS = ["subtract", "zero"]
 

@@ -10,8 +10,8 @@ mx = pytest.importorskip("mlx.core")
 
 from mlx.utils import tree_flatten
 
-from spike_lib.check import normwise_rel_error
-from spike_lib.config import Config
+from spike_lib.train.check import normwise_rel_error
+from spike_lib.core.config import Config
 from spike_lib.mlx_impl.model import SpikeLLM
 from spike_lib.mlx_impl.train import AdamW, grad_norm, make_step, train, train_step
 from spike_lib.numpy_impl.model import SpikeLLM as NpSpikeLLM
@@ -103,7 +103,7 @@ def test_bad_input():
 def test_bench_train_reports_both_backends():
     from argparse import Namespace
 
-    from spike_lib.bench import train_bench
+    from spike_lib.train.bench import train_bench
     from spike_lib.numpy_impl.model import train_step_flops
 
     args = Namespace(config="tiny", batch=2, repeats=1, backend="all", no_before=True, n=64)
@@ -148,7 +148,7 @@ def test_compiled_step_draws_new_dropout_masks():
 
 
 def test_optimizer_state_resumes_across_ports(tmp_path):
-    from spike_lib.checkpoint import load_checkpoint, save_checkpoint
+    from spike_lib.train.checkpoint import load_checkpoint, save_checkpoint
     from spike_lib.mlx_impl.model import load_checkpoint as mlx_load
     from spike_lib.mlx_impl.model import save_checkpoint as mlx_save
 

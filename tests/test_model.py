@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from spike_lib.check import gradcheck_config, model_gradcheck, module_gradcheck, normwise_rel_error
-from spike_lib.config import Config
-from spike_lib.neurons import LIF
+from spike_lib.train.check import gradcheck_config, model_gradcheck, module_gradcheck, normwise_rel_error
+from spike_lib.core.config import Config
+from spike_lib.numpy_impl.neurons import LIF
 from spike_lib.numpy_impl.blocks import Block, ClampLIF, SmoothGate
 from spike_lib.numpy_impl.layers import cross_entropy
 from spike_lib.numpy_impl.model import SpikeLLM, forward_macs, train_step_flops
-from spike_lib.surrogate import get_surrogate
+from spike_lib.core.surrogate import get_surrogate
 
 
 def tiny(**kw):
@@ -89,7 +89,7 @@ def test_block_spiking_backward_matches_surrogate_formula(rng):
 
 def test_readout_gradient_is_exact_in_spiking_mode(rng):
     # nothing after the last spike is a step function: finite differences see lm_head exactly
-    from spike_lib.gradcheck import numerical_grad
+    from spike_lib.core.gradcheck import numerical_grad
 
     model = SpikeLLM(tiny()).astype(np.float64)
     idx = rng.integers(0, 13, (2, 6))
@@ -185,7 +185,7 @@ def test_bad_input_is_rejected_with_the_fix():
         model(np.zeros((1, 9), int))
     with pytest.raises(ValueError, match="integer token ids"):
         model(np.zeros((1, 3)))
-    with pytest.raises(TypeError, match="spike_lib.config.Config"):
+    with pytest.raises(TypeError, match="spike_lib.core.config.Config"):
         SpikeLLM({"n_layer": 1})
 
 

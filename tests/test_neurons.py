@@ -5,16 +5,16 @@ import math
 import numpy as np
 import pytest
 
-from spike_lib.config import LIFConfig
-from spike_lib.gradcheck import check_module, numerical_grad, rel_error
-from spike_lib.neurons import (
-    LIF,
+from spike_lib.core.config import LIFConfig
+from spike_lib.core.gradcheck import check_module, numerical_grad, rel_error
+from spike_lib.core.neurons import (
     direct_encode,
     latency_encode,
     lif_backward,
     lif_forward,
     rate_encode,
 )
+from spike_lib.numpy_impl.neurons import LIF
 
 
 def test_leaky_decay_snntorch_style():

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from spike_lib.plot import loss_curve, membrane, plot_surrogates, raster, rate_curve
+from spike_lib.ui.plot import loss_curve, membrane, plot_surrogates, raster, rate_curve
 
 
 @pytest.fixture

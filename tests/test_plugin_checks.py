@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from spike_lib import plugin_checks
-from spike_lib.registry import PluginError
+from spike_lib.train import plugin_checks
+from spike_lib.train.registry import PluginError
 
 
 def test_a_loss_that_does_not_fall_fails_the_smoke_check():

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from spike_lib import plugin_checks, registry
-from spike_lib.config import Config
-from spike_lib.registry import PluginError
+from spike_lib.train import plugin_checks, registry
+from spike_lib.core.config import Config
+from spike_lib.train.registry import PluginError
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "spike_plugin_example"
 EXAMPLE_EPS = {
@@ -23,7 +23,7 @@ EXAMPLE_EPS = {
 }
 BROKEN_MODULE = '''
 import numpy as np
-from spike_lib.neurons import LIF
+from spike_lib.numpy_impl.neurons import LIF
 
 
 class WrongShape(LIF):
@@ -147,7 +147,7 @@ def test_broken_plugins_are_reported_never_used(tmp_path, monkeypatch):
     assert "Fix the module:attr in the package's entry points" in failed["missing"]
     assert "AttributeError" in failed["absent_attr"]
     assert registry.names("neuron") == ["lif"] and "absent_attr" not in registry.names("tokenizer")
-    assert registry.get("neuron", "lif").__module__ == "spike_lib.neurons"  # never replaced
+    assert registry.get("neuron", "lif").__module__ == "spike_lib.numpy_impl.neurons"  # never replaced
     with pytest.raises(ValueError, match="neuron='wrong_shape' is invalid"):
         Config.tiny(neuron="wrong_shape")
     with pytest.raises(PluginError, match="clashes with the built-in"):
@@ -160,7 +160,7 @@ def test_two_packages_with_one_name_the_second_is_refused(tmp_path, monkeypatch)
         folder.mkdir()
         write_dist_info(folder, pkg, {"spike_lib.neurons": EXAMPLE_EPS["spike_lib.neurons"]})
     (tmp_path / "spike-plugin-copy" / "spike_plugin_copy-0.1.0.dist-info" /
-     "entry_points.txt").write_text("[spike_lib.neurons]\nalif = spike_lib.neurons:LIF\n")
+     "entry_points.txt").write_text("[spike_lib.neurons]\nalif = spike_lib.numpy_impl.neurons:LIF\n")
     for pkg in ("spike-plugin-example", "spike-plugin-copy"):
         monkeypatch.syspath_prepend(str(tmp_path / pkg))
     monkeypatch.syspath_prepend(str(FIXTURE))
@@ -193,7 +193,7 @@ def test_plugins_command_lists_and_loads(tmp_path, capsys):
 
 def test_a_plugin_attention_trains_by_name(installed, tmp_path):
     """`train --attention mean_mixer` works once the package is installed."""
-    from spike_lib import runs
+    from spike_lib.train import runs
 
     registry.discover()
     proverbs = registry.get_dataset("proverbs")

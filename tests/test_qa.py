@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from spike_lib.qa import (
+from spike_lib.data.qa import (
     QA_DIR,
     build_offline_qa,
     element_sections,

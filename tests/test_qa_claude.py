@@ -6,8 +6,8 @@ import anthropic
 import httpx2
 import pytest
 
-from spike_lib.qa import record_problem
-from spike_lib.qa_claude import ClaudeQA, parse_pairs, split_sections
+from spike_lib.data.qa import record_problem
+from spike_lib.data.qa_claude import ClaudeQA, parse_pairs, split_sections
 
 KEY = "sk-ant-test-key-never-stored"
 CONTEXT = "Nairobi is the capital of Kenya. Kenya became independent on 12 December 1963."
@@ -110,7 +110,7 @@ def test_generate_makes_valid_records(tmp_path):
 
 
 def test_mock_client_helpers(tmp_path):
-    from spike_lib.qa_claude import message_response, mock_client
+    from spike_lib.data.qa_claude import message_response, mock_client
 
     calls = []
 

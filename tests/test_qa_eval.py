@@ -6,9 +6,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from spike_lib import finetune as ft
-from spike_lib import qa_eval as qe
-from spike_lib.config import Config
+from spike_lib.train import finetune as ft
+from spike_lib.train import qa_eval as qe
+from spike_lib.core.config import Config
 from spike_lib.numpy_impl.model import SpikeLLM
 from spike_lib.tokenizers import get_tokenizer
 

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spike_lib import registry
-from spike_lib.config import Config
-from spike_lib.neurons import LIF
+from spike_lib.train import registry
+from spike_lib.core.config import Config
+from spike_lib.numpy_impl.neurons import LIF
 from spike_lib.numpy_impl.model import SpikeLLM
-from spike_lib.registry import PluginError
+from spike_lib.train.registry import PluginError
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "spike_plugin_example"
 
@@ -77,7 +77,7 @@ def test_config_records_the_neuron_only_when_it_is_not_the_default(example):
 
 def test_unknown_names_say_how_to_register():
     with pytest.raises(ValueError, match=r"neuron='izhikevich' is invalid: choose one of \['lif'\]"
-                       r", or register yours with spike_lib.registry.register_neuron"):
+                       r", or register yours with spike_lib.train.registry.register_neuron"):
         Config.tiny(neuron="izhikevich")
     with pytest.raises(ValueError, match="attention='linear' is invalid"):
         Config.tiny(attention="linear")
@@ -216,7 +216,7 @@ def test_a_broken_attention_is_rejected(factory, pattern):
 # -- MLX ports -----------------------------------------------------------------------------------
 def test_mlx_port_parity_and_models_in_both_backends(example):
     pytest.importorskip("mlx.core")
-    from spike_lib.check import normwise_rel_error
+    from spike_lib.train.check import normwise_rel_error
     from spike_lib.mlx_impl.model import SpikeLLM as MLXSpikeLLM
 
     neurons, attention = example
@@ -273,7 +273,7 @@ def test_train_run_with_a_plugin_neuron_by_name(example, tmp_path):
     """--set neuron=alif: the run trains the plug-in and records it in run.json."""
     import json
 
-    from spike_lib.runs import parse_overrides, train_run
+    from spike_lib.train.runs import parse_overrides, train_run
 
     registry.register_neuron("alif", example[0].AdaptiveLIF)
     from spike_plugin_example.data import proverbs

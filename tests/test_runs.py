@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from spike_lib import checkpoint, runs
+from spike_lib.train import checkpoint, runs
 from spike_lib.data.corpus import load_corpus
 from spike_lib.numpy_impl.optim import cosine_lr
 from spike_lib.numpy_impl.train import TrainingDiverged
@@ -204,8 +204,8 @@ def test_kill_between_the_renames_of_a_save_is_recovered(tmp_path, docs, straigh
 CHILD = """
 import sys
 import numpy as np
-from spike_lib.checkpoint import save_checkpoint
-from spike_lib.config import Config
+from spike_lib.train.checkpoint import save_checkpoint
+from spike_lib.core.config import Config
 from spike_lib.numpy_impl.model import SpikeLLM
 model = SpikeLLM(Config.tiny(n_embd=64, d_ff=256))
 for i in range(1, 100000):
@@ -242,7 +242,7 @@ def test_truncated_checkpoint_is_refused_with_a_clear_error(tmp_path, docs):
 def test_checkpoint_of_another_config_is_refused(tmp_path, docs):
     out = tmp_path / "r"
     runs.train_run(out, **docs, **{**KW, "steps": 4})
-    from spike_lib.config import Config
+    from spike_lib.core.config import Config
     from spike_lib.numpy_impl.model import SpikeLLM
 
     checkpoint.save_checkpoint(out / runs.CKPT, SpikeLLM(Config.tiny(vocab_size=439, n_embd=16)),
@@ -253,7 +253,7 @@ def test_checkpoint_of_another_config_is_refused(tmp_path, docs):
 
 def test_mlx_backend_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "spike_lib.mlx_impl.train", None)  # import fails
-    from spike_lib.config import Config
+    from spike_lib.core.config import Config
 
     with pytest.raises(ValueError, match="--backend mlx is not available"):
         runs.MLXBackend(Config.tiny(), runs.run_options(backend="mlx"))
@@ -276,7 +276,7 @@ def test_metadata_conditioning_prefixes_chunks_and_skips_their_targets(tmp_path,
 TRAIN_CHILD = """
 import sys, time
 from spike_lib.data.corpus import load_corpus
-from spike_lib.runs import train_run
+from spike_lib.train.runs import train_run
 val = load_corpus("val")
 train_run(sys.argv[1], callback=lambda step, rec: time.sleep(0.1), train_docs=val[:30],
           val_docs=val[30:33], steps=8, eval_every=4, ckpt_every=4, batch_size=4,

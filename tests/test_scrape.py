@@ -1,11 +1,11 @@
-"""Tests for spike_lib.scrape against a local replay server (127.0.0.1): never the internet."""
+"""Tests for spike_lib.data.scrape against a local replay server (127.0.0.1): never the internet."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from spike_lib import scrape as S
+from spike_lib.data import scrape as S
 
 ROUTES = json.loads((Path(__file__).parent / "fixtures/scrape/replay.json").read_text())
 

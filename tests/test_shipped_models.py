@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from spike_lib.bookmodel import BOOK, TWIN, load_book, shipped_path
-from spike_lib.config import Config
+from spike_lib.train.bookmodel import BOOK, TWIN, load_book, shipped_path
+from spike_lib.core.config import Config
 
 MAX_WEIGHTS_MB = 25
 

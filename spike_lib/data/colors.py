@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spike_lib.config import check_choice, check_range
+from spike_lib.core.config import check_choice, check_range
 
 # sources: matplotlib.colors.XKCD_COLORS (949 names from the xkcd colour survey, CC0) and
 # CSS4_COLORS (148 names of the W3C CSS Color Module). the label comes from the colour, not

@@ -5,9 +5,9 @@ Taught in: notebooks/01_lif_neurons.ipynb
 
 import numpy as np
 
-from spike_lib.gradcheck import rel_error
-from spike_lib.neurons import lif_backward, lif_forward, rate_encode
-from spike_lib.surrogate import FastSigmoid
+from spike_lib.core.gradcheck import rel_error
+from spike_lib.core.neurons import lif_backward, lif_forward, rate_encode
+from spike_lib.core.surrogate import FastSigmoid
 
 # exercise 1: one neuron, by hand (binary fractions, so the answers are exact)
 EX1 = {"beta": 0.5, "threshold": 1.0, "reset": "subtract", "x": [0.25, 0.0, 1.0, 0.75, 0.0]}
@@ -88,7 +88,7 @@ def check_bptt_zero_reset(fn):
             "is multiplied by (1 - s)"
             if rel_error(mine, subtract) < 1e-6
             else "walk t backwards: du = dv (1 - s) + dspk g(u - threshold), then dv = beta du "
-            "(use spike_lib.surrogate.ArcTan().grad for g)"
+            "(use spike_lib.core.surrogate.ArcTan().grad for g)"
         )
         raise AssertionError(
             f"dx differs from lif_backward (rel err {rel_error(mine, ref):.1e}): {hint}"

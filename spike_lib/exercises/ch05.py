@@ -5,7 +5,7 @@ Taught in: notebooks/05_spikellm_forward.ipynb
 
 import numpy as np
 
-from spike_lib.config import Config
+from spike_lib.core.config import Config
 from spike_lib.numpy_impl.blocks import Block
 from spike_lib.numpy_impl.model import SpikeLLM, forward_macs
 

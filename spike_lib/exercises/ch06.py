@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from spike_lib.config import Config
+from spike_lib.core.config import Config
 from spike_lib.numpy_impl.attention import reverse_cumsum
 from spike_lib.numpy_impl.layers import cross_entropy
 from spike_lib.numpy_impl.model import SpikeLLM

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spike_lib.config import Config
+from spike_lib.core.config import Config
 
 
 def _correct(name):
@@ -19,7 +19,7 @@ def _correct(name):
 def check_overrides(fn):
     """Exercise 1: fn(cfg, preset) -> the --set dict: fields that differ from the preset,
     except those with an option of their own (vocab_size, spiking, attention, seed)."""
-    from spike_lib.config_gui import OWN
+    from spike_lib.ui.config_gui import OWN
 
     cases = [(Config.tiny(n_layer=2, vocab_size=439, seed=3), "tiny", {"n_layer": 2}),
              (Config.book(spiking=False, beta=0.75), "book", {"beta": 0.75}),
@@ -38,7 +38,7 @@ def check_overrides(fn):
 
 def check_plif(cls):
     """Exercise 2: cls is a LIF with a learnable leak beta (a parameter) that passes validation."""
-    from spike_lib.plugin_checks import validate_neuron
+    from spike_lib.train.plugin_checks import validate_neuron
 
     neuron = cls(**Config.tiny().lif_kwargs("in"))
     names = [n for n, _, _ in neuron.named_parameters()]

@@ -9,7 +9,7 @@ import mlx.core as mx
 import numpy as np
 from mlx import nn
 
-from spike_lib.config import check_range
+from spike_lib.core.config import check_range
 from spike_lib.numpy_impl.layers import _check_rng
 
 

@@ -8,8 +8,8 @@ import numpy as np
 from mlx import nn
 from mlx.utils import tree_flatten, tree_unflatten
 
-from spike_lib.blas import warn_if_slow
-from spike_lib.config import Config
+from spike_lib.core.blas import warn_if_slow
+from spike_lib.core.config import Config
 from spike_lib.mlx_impl.attention import SDSA
 from spike_lib.mlx_impl.blocks import Block
 from spike_lib.mlx_impl.layers import Embedding, LayerNorm, Linear
@@ -20,7 +20,7 @@ _warned = []  # the slow-BLAS warning is given once per process
 
 
 def warn_if_slow_once():
-    """spike_lib.blas.warn_if_slow, the first time an MLX model is built in this process."""
+    """spike_lib.core.blas.warn_if_slow, the first time an MLX model is built in this process."""
     if not _warned:
         _warned.append(True)
         warn_if_slow()
@@ -42,7 +42,7 @@ class SpikeLLM(nn.Module):
     def __init__(self, cfg, rng=None):
         super().__init__()
         if not isinstance(cfg, Config):
-            raise TypeError(f"cfg must be a spike_lib.config.Config, got {type(cfg).__name__}")
+            raise TypeError(f"cfg must be a spike_lib.core.config.Config, got {type(cfg).__name__}")
         warn_if_slow_once()
         rng = np.random.default_rng(cfg.seed) if rng is None else rng
         self.cfg = cfg
@@ -107,7 +107,7 @@ class SpikeLLM(nn.Module):
         return self
 
     def state_dict(self) -> dict:
-        """{dotted name: NumPy array}: what spike_lib.checkpoint.save_checkpoint writes."""
+        """{dotted name: NumPy array}: what spike_lib.train.checkpoint.save_checkpoint writes."""
         return {name: np.array(p) for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict):
@@ -158,7 +158,7 @@ def load_checkpoint(path, optimizer=None):
     optimizer: an MLX AdamW to receive the checkpoint's optimizer.npz (a NumPy AdamW's moments
     load too: the names are the same), so training resumes where either port stopped.
     """
-    from spike_lib import checkpoint
+    from spike_lib.train import checkpoint
 
     model, tokenizer, meta = checkpoint.load_checkpoint(
         path, SpikeLLM(checkpoint.load_config(path)))
@@ -171,7 +171,7 @@ def load_checkpoint(path, optimizer=None):
 
 def save_checkpoint(path, model, tokenizer=None, optimizer=None, meta=None):
     """Save an MLX SpikeLLM (and its AdamW) in the NumPy checkpoint format."""
-    from spike_lib import checkpoint
+    from spike_lib.train import checkpoint
 
     return checkpoint.save_checkpoint(path, model, tokenizer, optimizer,
                                       meta={**(meta or {}), "backend": "mlx"})

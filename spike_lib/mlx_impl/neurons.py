@@ -9,8 +9,8 @@ import mlx.core as mx
 from mlx import nn
 
 from spike_lib.mlx_impl.spike import spike_fn
-from spike_lib.neurons import check_lif_args
-from spike_lib.surrogate import get_surrogate
+from spike_lib.core.neurons import check_lif_args
+from spike_lib.core.surrogate import get_surrogate
 
 
 def lif_forward(
@@ -24,7 +24,7 @@ def lif_forward(
 ):
     """Run LIF over the leading time axis of x (T, ...). Returns spk and mem, both (T, ...).
 
-    As spike_lib.neurons.lif_forward, plus detach_reset: autodiff derives the backward from
+    As spike_lib.core.neurons.lif_forward, plus detach_reset: autodiff derives the backward from
     this forward, so the choice of cutting the gradient through the reset is made here
     (mx.stop_gradient on s in the reset line), as lif_backward does by hand.
     """

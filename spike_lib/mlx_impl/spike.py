@@ -7,7 +7,7 @@ from functools import cache
 
 import mlx.core as mx
 
-from spike_lib.surrogate import get_surrogate, heaviside
+from spike_lib.core.surrogate import get_surrogate, heaviside
 
 
 @cache
@@ -27,7 +27,7 @@ def _spike_fn(sg):
 def spike_fn(surrogate="arctan", scale=None):
     """Return spk = spike(x): H(x) forward, surrogate.grad(x) backward (Neftci et al. 2019).
 
-    surrogate: a name from spike_lib.surrogate.SURROGATES or a Surrogate instance; scale its
+    surrogate: a name from spike_lib.core.surrogate.SURROGATES or a Surrogate instance; scale its
     one parameter. The function is cached per surrogate, so calling this in a loop is cheap.
     """
     return _spike_fn(get_surrogate(surrogate, scale))

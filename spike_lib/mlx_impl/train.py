@@ -11,9 +11,9 @@ import numpy as np
 from mlx import nn
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
-from spike_lib.config import check_range
+from spike_lib.core.config import check_range
 from spike_lib.data.batches import IGNORE_INDEX
-from spike_lib.distributed import average_over_ranks
+from spike_lib.train.distributed import average_over_ranks
 from spike_lib.mlx_impl.layers import cross_entropy
 from spike_lib.numpy_impl.optim import cosine_lr
 from spike_lib.numpy_impl.train import TrainingDiverged, as_batches
@@ -80,7 +80,7 @@ def make_step(model, optimizer, clip=1.0, compile=True, group=None):
 
     x, y: (B, L) token ids and targets (NumPy arrays are checked, then converted).
     group: an mx.distributed group of R > 1 processes, each passing its slice of one global
-    batch: the loss and gradients are averaged over the ranks (spike_lib.distributed,
+    batch: the loss and gradients are averaged over the ranks (spike_lib.train.distributed,
     weighted by token counts) inside the compiled step, before clipping, so the clipped norm
     and the update are the global batch's and every rank applies the same update.
     The compiled function reads and writes model.state, optimizer.state and mx.random.state
@@ -200,7 +200,7 @@ def benchmark_train_step(cfg, batch_size=8, repeats=3, seed=0, compile=True) -> 
     Returns step_s, tokens_per_s and model_gflops_per_s (spike_lib.numpy_impl.model's
     train_step_flops / step_s), to compare with the NumPy step measured in the same run.
     """
-    from spike_lib.bench import median_seconds
+    from spike_lib.train.bench import median_seconds
     from spike_lib.mlx_impl.model import SpikeLLM
     from spike_lib.numpy_impl.model import train_step_flops
 

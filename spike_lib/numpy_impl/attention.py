@@ -5,8 +5,8 @@ Taught in: notebooks/02_sdsa_colors.ipynb
 
 import numpy as np
 
-from spike_lib.config import check_range
-from spike_lib.neurons import LIF
+from spike_lib.core.config import check_range
+from spike_lib.numpy_impl.neurons import LIF
 from spike_lib.numpy_impl.layers import Linear, softmax
 from spike_lib.numpy_impl.module import Module
 

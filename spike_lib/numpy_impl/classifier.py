@@ -5,9 +5,9 @@ Taught in: notebooks/02_sdsa_colors.ipynb
 
 import numpy as np
 
-from spike_lib.config import Config, check_range
-from spike_lib.energy import EnergyReport, linear_flops
-from spike_lib.neurons import LIF
+from spike_lib.core.config import Config, check_range
+from spike_lib.core.energy import EnergyReport, linear_flops
+from spike_lib.numpy_impl.neurons import LIF
 from spike_lib.numpy_impl.attention import SDSA, SoftmaxAttention
 from spike_lib.numpy_impl.layers import GELU, Dropout, Embedding, Linear, cross_entropy
 from spike_lib.numpy_impl.module import Module
@@ -65,7 +65,7 @@ class SpikeClassifier(Module):
     def __init__(self, cfg, n_classes, rng):
         super().__init__()
         if not isinstance(cfg, Config):
-            raise TypeError(f"cfg must be a spike_lib.config.Config, got {type(cfg).__name__}")
+            raise TypeError(f"cfg must be a spike_lib.core.config.Config, got {type(cfg).__name__}")
         check_range("n_classes", n_classes, 2, kind=int)
         if cfg.attention == "sdsa" and not cfg.spiking:
             raise ValueError("attention='sdsa' needs spiking=True (SDSA is built from spikes); "

@@ -7,7 +7,7 @@ Taught in: notebooks/06_spikellm_training.ipynb
 
 import numpy as np
 
-from spike_lib.config import check_range
+from spike_lib.core.config import check_range
 
 
 def sample_logits(logits, rng, temperature=1.0, top_k=None, top_p=None) -> int:

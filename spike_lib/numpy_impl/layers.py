@@ -5,7 +5,7 @@ Taught in: notebooks/02_sdsa_colors.ipynb
 
 import numpy as np
 
-from spike_lib.config import check_range
+from spike_lib.core.config import check_range
 from spike_lib.numpy_impl.module import Module
 
 

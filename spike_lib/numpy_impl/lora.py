@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spike_lib.config import check_range
+from spike_lib.core.config import check_range
 from spike_lib.numpy_impl.layers import Linear, _check_rng
 from spike_lib.numpy_impl.module import Module
 
@@ -207,7 +207,7 @@ class Trainable:
 # ---------------------------------------------------------------- adapters on disk
 def fingerprint(checkpoint_dir) -> dict:
     """{"config": config.json as a dict, "weights_sha256": sha256 of weights.npz} of a checkpoint."""
-    from spike_lib.checkpoint import CONFIG, WEIGHTS, check_folder
+    from spike_lib.train.checkpoint import CONFIG, WEIGHTS, check_folder
 
     folder = check_folder(checkpoint_dir)
     if not (folder / WEIGHTS).is_file():
@@ -224,7 +224,7 @@ def save_adapter(path, model, base_fingerprint, meta=None) -> Path:
     """Write adapter.npz (LoRA tensors only, no pickle) + adapter.json into folder `path`, atomically."""
     if not getattr(model, "lora", None):
         raise ValueError("this model has no LoRA adapters: call apply_lora first")
-    from spike_lib.checkpoint import atomic_folder
+    from spike_lib.train.checkpoint import atomic_folder
 
     path = Path(path)
     with atomic_folder(path) as tmp:
@@ -239,7 +239,7 @@ def save_adapter(path, model, base_fingerprint, meta=None) -> Path:
 
 def read_adapter(path) -> tuple:
     """(info dict, {name: array}) of an adapter folder, with clear errors."""
-    from spike_lib.checkpoint import read_npz
+    from spike_lib.train.checkpoint import read_npz
 
     path = Path(path)
     cfg = path / ADAPTER_CONFIG

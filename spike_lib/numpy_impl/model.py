@@ -5,9 +5,9 @@ Taught in: notebooks/05_spikellm_forward.ipynb (forward), notebooks/06_spikellm_
 
 import numpy as np
 
-from spike_lib.config import Config
-from spike_lib.energy import EnergyReport, linear_flops
-from spike_lib.neurons import LIF
+from spike_lib.core.config import Config
+from spike_lib.core.energy import EnergyReport, linear_flops
+from spike_lib.numpy_impl.neurons import LIF
 from spike_lib.numpy_impl.attention import SDSA
 from spike_lib.numpy_impl.blocks import Block
 from spike_lib.numpy_impl.layers import Embedding, LayerNorm, Linear
@@ -32,7 +32,7 @@ class SpikeLLM(Module):
     def __init__(self, cfg, rng=None):
         super().__init__()
         if not isinstance(cfg, Config):
-            raise TypeError(f"cfg must be a spike_lib.config.Config, got {type(cfg).__name__}")
+            raise TypeError(f"cfg must be a spike_lib.core.config.Config, got {type(cfg).__name__}")
         rng = np.random.default_rng(cfg.seed) if rng is None else rng
         self.cfg = cfg
         self.num_steps = cfg.num_steps if cfg.spiking else 1

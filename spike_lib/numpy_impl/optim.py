@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from spike_lib.config import check_range
+from spike_lib.core.config import check_range
 
 
 def default_decay(name, param) -> bool:

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from spike_lib.config import check_range
+from spike_lib.core.config import check_range
 from spike_lib.data.batches import IGNORE_INDEX, batch_iterator
 from spike_lib.numpy_impl.layers import cross_entropy
 from spike_lib.numpy_impl.optim import AdamW, clip_grad_norm, cosine_lr
@@ -152,7 +152,7 @@ def train(model, train_data, val_ids=None, steps=200, batch_size=16, lr=3e-3, mi
             hist["val_loss"].append(evaluate(model, val_ids, batch_size=batch_size)["loss"])
             model.train(True)
         if ckpt_dir is not None and ((step + 1) % ckpt_every == 0 or last):
-            from spike_lib.checkpoint import save_checkpoint
+            from spike_lib.train.checkpoint import save_checkpoint
 
             save_checkpoint(ckpt_dir, model, tokenizer, opt, meta={"step": step + 1,
                                                                    "loss": rec["loss"]})
@@ -167,9 +167,9 @@ def benchmark_train_step(cfg, batch_size=8, repeats=3, seed=0) -> dict:
     """Median time of one training step (forward, backward, AdamW) on random tokens.
 
     Returns step_s, tokens_per_s and model_gflops_per_s = train_step_flops / step_s, to be
-    compared with spike_lib.bench.numpy_matmul_gflops() measured in the same run.
+    compared with spike_lib.train.bench.numpy_matmul_gflops() measured in the same run.
     """
-    from spike_lib.bench import median_seconds
+    from spike_lib.train.bench import median_seconds
     from spike_lib.numpy_impl.model import SpikeLLM, train_step_flops
 
     rng = np.random.default_rng(seed)

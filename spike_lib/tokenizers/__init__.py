@@ -6,7 +6,7 @@ Taught in: notebooks/04_tokenizers.ipynb
 
 from pathlib import Path
 
-from spike_lib.config import check_choice
+from spike_lib.core.config import check_choice
 from spike_lib.tokenizers.base import EOT, Tokenizer, read_json
 from spike_lib.tokenizers.bpe import BPETokenizer
 from spike_lib.tokenizers.char import CharTokenizer

@@ -5,7 +5,7 @@ Taught in: notebooks/04_tokenizers.ipynb
 
 import time
 
-from spike_lib.bench import median_seconds
+from spike_lib.train.bench import median_seconds
 
 DEFAULT_MB = 2.0
 
@@ -17,7 +17,7 @@ def bench_text(max_mb=DEFAULT_MB) -> str:
 
         text = corpus_text("val")
     except (ImportError, OSError, ValueError):
-        from spike_lib.qa import QA_DIR, load_qa
+        from spike_lib.data.qa import QA_DIR, load_qa
 
         text = "\n".join(sorted({r["context"] for r in load_qa(QA_DIR / "val.jsonl")}))
     return text[: int(max_mb * 1e6)]

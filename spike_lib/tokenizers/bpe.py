@@ -9,7 +9,7 @@ import itertools
 import re
 from collections import Counter, defaultdict
 
-from spike_lib.config import check_range
+from spike_lib.core.config import check_range
 from spike_lib.tokenizers.base import EOT, Tokenizer, byte_tokens
 
 # GPT-2's pre-tokenizer written for the standard `re` module ([^\W\d_] = a letter): merges

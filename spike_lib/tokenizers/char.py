@@ -5,7 +5,7 @@ Taught in: notebooks/04_tokenizers.ipynb
 
 from collections import Counter
 
-from spike_lib.config import check_range
+from spike_lib.core.config import check_range
 from spike_lib.tokenizers.base import EOT, Tokenizer, byte_tokens
 
 

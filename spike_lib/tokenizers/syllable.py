@@ -8,7 +8,7 @@ import itertools
 import re
 from collections import Counter
 
-from spike_lib.config import check_range
+from spike_lib.core.config import check_range
 from spike_lib.tokenizers.base import EOT, Tokenizer, byte_tokens
 from spike_lib.tokenizers.char import CharTable, frequent_chars
 

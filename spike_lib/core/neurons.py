@@ -1,0 +1,102 @@
+"""Leaky integrate-and-fire maths in NumPy: forward and backward through time, and encodings.
+
+Charge, fire, reset at every timestep t (Spike-driven Transformer, Yao et al. 2023, Eq. 1-3):
+    u[t] = beta * v[t-1] + x[t]              membrane before the spike (what we plot as `mem`)
+    s[t] = H(u[t] - threshold)               spike
+    v[t] = u[t] - threshold * s[t]           "subtract" (soft) reset, or
+    v[t] = u[t] * (1 - s[t])                 "zero" (hard) reset
+The state v is carried over timesteps only: every other axis is an independent neuron.
+The layer classes live in the backends: spike_lib.numpy_impl.neurons.LIF and
+spike_lib.mlx_impl.neurons.LIF.
+Taught in: notebooks/01_lif_neurons.ipynb
+"""
+
+import numpy as np
+
+from spike_lib.core.config import RESETS, check_choice, check_range
+from spike_lib.core.surrogate import get_surrogate
+
+
+def check_lif_args(beta, threshold, reset):
+    check_range("beta", beta, 0.0, 1.0)
+    check_range("threshold", threshold, 0.0, low_open=True)
+    check_choice("reset", reset, RESETS)
+
+
+def lif_forward(x, beta=0.9, threshold=1.0, reset="subtract", surrogate="arctan", smooth=False):
+    """Run LIF over the leading time axis of x (T, ...). Returns spk and mem, both (T, ...).
+
+    smooth=True replaces H by the surrogate's antiderivative, so the layer is differentiable
+    and finite differences can check its backward.
+    """
+    check_lif_args(beta, threshold, reset)
+    x = np.asarray(x)
+    if x.ndim < 1 or x.shape[0] < 1:
+        raise ValueError(f"x has shape {x.shape}: LIF needs a leading time axis T >= 1, (T, ...)")
+    sg = get_surrogate(surrogate)
+    spk = np.empty_like(x, dtype=np.result_type(x, np.float32))
+    mem = np.empty_like(spk)
+    v = np.zeros_like(spk[0])
+    for t in range(x.shape[0]):
+        u = beta * v + x[t]  # charge
+        s = sg.smooth(u - threshold) if smooth else sg.forward(u - threshold)  # fire
+        v = u - threshold * s if reset == "subtract" else u * (1.0 - s)  # reset
+        mem[t], spk[t] = u, s
+    return spk, mem
+
+
+def lif_backward(dspk, mem, spk, beta=0.9, threshold=1.0, reset="subtract", surrogate="arctan",
+                 detach_reset=True):
+    """Backprop through time: given dL/dspk (T, ...) and the forward's mem, spk, return dL/dx.
+
+    The loop runs the forward in reverse, carrying dv = dL/dv[t] from step t+1 back to t.
+    detach_reset=True treats s[t] in the reset line as a constant (no gradient through it).
+    """
+    sg = get_surrogate(surrogate)
+    dx = np.empty_like(mem)
+    dv = np.zeros_like(mem[0])
+    for t in reversed(range(mem.shape[0])):
+        u, s = mem[t], spk[t]
+        if reset == "subtract":  # v = u - threshold * s
+            du, ds = dv, dspk[t] - (0.0 if detach_reset else threshold * dv)
+        else:  # v = u * (1 - s)
+            du, ds = dv * (1.0 - s), dspk[t] - (0.0 if detach_reset else u * dv)
+        du = du + ds * sg.grad(u - threshold)  # through s = H(u - threshold)
+        dx[t] = du
+        dv = beta * du  # through u = beta * v[t-1] + x
+    return dx
+
+
+# -- encodings: how a real number becomes T timesteps of input ------------------------------
+
+def direct_encode(x, num_steps):
+    """Repeat x as the input current at every timestep: (..., ) -> (T, ...)."""
+    check_range("num_steps", num_steps, 1, kind=int)
+    x = np.asarray(x)
+    return np.broadcast_to(x, (num_steps,) + x.shape).copy()
+
+
+def rate_encode(x, num_steps, rng):
+    """Bernoulli spikes with probability x in [0, 1] at each timestep: (...) -> (T, ...)."""
+    check_range("num_steps", num_steps, 1, kind=int)
+    x = np.asarray(x, dtype=np.float64)
+    if x.size and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"rate_encode needs x in [0, 1]; got min {x.min()}, max {x.max()}")
+    return (rng.random((num_steps,) + x.shape) < x).astype(np.float32)
+
+
+def latency_encode(x, num_steps):
+    """One spike per input, earlier for larger x in [0, 1]: t = round((1 - x) (T - 1)).
+
+    x = 0 never fires (linear latency code; snnTorch's spikegen.latency offers a log code).
+    """
+    check_range("num_steps", num_steps, 1, kind=int)
+    x = np.asarray(x, dtype=np.float64)
+    if x.size and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"latency_encode needs x in [0, 1]; got min {x.min()}, max {x.max()}")
+    t_fire = np.rint((1.0 - x) * (num_steps - 1)).astype(int)
+    out = np.zeros((num_steps,) + x.shape, dtype=np.float32)
+    idx = np.indices(x.shape)
+    fires = x > 0
+    out[(t_fire[fires],) + tuple(i[fires] for i in idx)] = 1.0
+    return out

@@ -1,0 +1,149 @@
+"""`python -m spike_lib bench`: throughput measured as medians and ratios within one run.
+
+Targets live here, never in timed tests: this 2-core machine is shared and noisy.
+Taught in: notebooks/07_mlx_port.ipynb
+"""
+
+import statistics
+import time
+
+import numpy as np
+
+
+def median_seconds(fn, repeats=5, warmup=1) -> float:
+    """Median wall time of fn() over `repeats` calls after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def numpy_matmul_gflops(n=1024, repeats=5) -> float:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    return 2 * n**3 / median_seconds(lambda: a @ b, repeats) / 1e9
+
+
+def mlx_matmul_gflops(n=1024, repeats=5):
+    """float32 matmul GFLOP/s of MLX on its default device, or None without MLX."""
+    try:
+        import mlx.core as mx
+    except ImportError:
+        return None
+    a = mx.random.normal((n, n))
+    b = mx.random.normal((n, n))
+    mx.eval(a, b)
+    return 2 * n**3 / median_seconds(lambda: mx.eval(a @ b), repeats) / 1e9
+
+
+def numpy_infer_tokens_per_s(cfg, batch, repeats) -> float:
+    """Forward-only (inference) tokens/s of the NumPy SpikeLLM on random tokens."""
+    from spike_lib.numpy_impl.model import SpikeLLM
+
+    rng = np.random.default_rng(0)
+    model = SpikeLLM(cfg, rng)
+    model.train(False)
+    x = rng.integers(0, cfg.vocab_size, (batch, cfg.block_size))
+    return x.size / median_seconds(lambda: model(x), repeats)
+
+
+def tokenizers_bench(args) -> dict:
+    """MB/s of each tokenizer's encode (spike_lib/tokenizers/bench.py)."""
+    from spike_lib.tokenizers.bench import run_bench
+
+    return run_bench(args)
+
+
+def train_bench(args) -> dict:
+    """Training tokens/s of NumPy and MLX (eager, compiled) and their model-FLOP fractions.
+
+    model_flops_fraction = train_step_flops / step time / the machine's matmul GFLOP/s (the
+    better of NumPy's and MLX's). With the OpenBLAS preload in place, the MLX "before" numbers
+    come from a subprocess with SPIKE_NO_PRELOAD=1 and no LD_PRELOAD (MLX's bundled BLAS).
+    """
+    import json
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    from spike_lib.core.blas import OPT_OUT, preloaded
+    from spike_lib.core.config import Config
+
+    cfg = getattr(Config, args.config)()
+    out = {}
+    if args.backend in ("all", "mlx"):
+        from spike_lib.mlx_impl.train import benchmark_train_step as mlx_step
+
+        out["mlx_matmul_gflops"] = mlx_matmul_gflops(args.n)
+        out["mlx_train_tokens_per_s"] = mlx_step(cfg, args.batch, args.repeats)["tokens_per_s"]
+        if args.backend == "all":
+            out["mlx_eager_train_tokens_per_s"] = mlx_step(
+                cfg, args.batch, args.repeats, compile=False)["tokens_per_s"]
+    if args.backend == "mlx":
+        return out
+    from spike_lib.numpy_impl.model import train_step_flops
+    from spike_lib.numpy_impl.train import benchmark_train_step as np_step
+
+    out["matmul_gflops"] = numpy_matmul_gflops(args.n)
+    out["numpy_train_tokens_per_s"] = np_step(cfg, args.batch, args.repeats)["tokens_per_s"]
+    out["numpy_infer_tokens_per_s"] = numpy_infer_tokens_per_s(cfg, args.batch, args.repeats)
+    if args.config != "tiny":  # the test-size model too, as the NumPy issue asks
+        tiny = Config.tiny()
+        out["numpy_tiny_train_tokens_per_s"] = np_step(tiny, args.batch, args.repeats)[
+            "tokens_per_s"]
+        out["numpy_tiny_infer_tokens_per_s"] = numpy_infer_tokens_per_s(tiny, args.batch,
+                                                                         args.repeats)
+    out["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    best = max(out["matmul_gflops"], out.get("mlx_matmul_gflops") or 0.0)
+    flops_per_token = train_step_flops(cfg, args.batch) / (args.batch * cfg.block_size)
+    for key, name in (("numpy", "model_flops_fraction"), ("mlx", "mlx_model_flops_fraction")):
+        if f"{key}_train_tokens_per_s" in out:
+            out[name] = out[f"{key}_train_tokens_per_s"] * flops_per_token / 1e9 / best
+    # against numpy's own matmul only (the NumPy chapter's target: >= 0.3)
+    out["model_flops_fraction_of_numpy_matmul"] = (
+        out["numpy_train_tokens_per_s"] * flops_per_token / 1e9 / out["matmul_gflops"])
+    if "mlx_train_tokens_per_s" in out:
+        out["mlx_speedup"] = out["mlx_train_tokens_per_s"] / out["numpy_train_tokens_per_s"]
+    out["blas_preloaded"] = preloaded()
+    if args.backend == "all" and preloaded() and not args.no_before:
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+        env[OPT_OUT] = "1"
+        cmd = [sys.executable, "-m", "spike_lib", "bench", "train", "--backend", "mlx", "--json",
+               "--config", args.config, "--batch", str(args.batch), "--repeats", "1",
+               "--n", str(args.n)]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        before = json.loads(res.stdout.strip().splitlines()[-1])
+        out["mlx_slow_blas_matmul_gflops"] = before["mlx_matmul_gflops"]
+        out["mlx_slow_blas_train_tokens_per_s"] = before["mlx_train_tokens_per_s"]
+        out["blas_fix_speedup"] = (out["mlx_train_tokens_per_s"]
+                                   / before["mlx_train_tokens_per_s"])
+    return out
+
+
+BENCHES = {"matmul": lambda args: {"matmul_gflops": numpy_matmul_gflops(args.n),
+                                   "mlx_matmul_gflops": mlx_matmul_gflops(args.n)},
+           "tokenizers": tokenizers_bench, "train": train_bench}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("what", nargs="?", default="train", choices=sorted(BENCHES),
+                        help="which benchmark to run")
+    parser.add_argument("--n", type=int, default=1024, help="matrix size for matmul")
+    parser.add_argument("--config", default="small", choices=["tiny", "small", "book"],
+                        help="train: the Config preset")
+    parser.add_argument("--batch", type=int, default=8, help="train: sequences per step")
+    parser.add_argument("--repeats", type=int, default=3, help="train: timed steps (median)")
+    parser.add_argument("--backend", default="all", choices=["all", "numpy", "mlx"],
+                        help="train: which backends to time (all: both, in one run)")
+    parser.add_argument("--no-before", action="store_true",
+                        help="train: skip the MLX run without the OpenBLAS preload")
+
+
+def run(args) -> dict:
+    return BENCHES[args.what](args)

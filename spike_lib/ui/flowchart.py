@@ -1,0 +1,207 @@
+"""Model design as a flowchart: a list of stages -> a validated Config (and back), and its drawing.
+
+A design lists SpikeLLM's stages in order, each a dict with a "type" and its settings:
+    [{"type": "embedding", "vocab_size": 2439, "block_size": 128, "n_embd": 256},
+     {"type": "encoding", "num_steps": 2},
+     {"type": "block", "attention": "sdsa", "n_head": 4, "d_ff": 1024, "repeat": 4},
+     {"type": "readout", "tie_weights": False}]
+Settings left out take Config()'s defaults. SpikeLLM repeats one block n_layer times, so every
+block must share its settings; a design the model cannot express is refused with a ValueError
+naming the stage, the setting and the fix.
+Taught in: notebooks/10_toolkit.ipynb
+"""
+
+import dataclasses
+
+from spike_lib.core.config import Config, check_range
+
+STAGES = {
+    "embedding": ("vocab_size", "block_size", "n_embd"),
+    "encoding": ("num_steps",),
+    "block": ("attention", "n_head", "d_ff", "neuron", "spiking", "beta", "threshold",
+              "attn_threshold", "reset", "surrogate", "surrogate_scale", "detach_reset",
+              "in_threshold", "qkv_threshold", "hidden_threshold", "mem_clamp", "dropout"),
+    "readout": ("tie_weights",),
+}
+ORDER = "embedding, encoding (optional), block (one or more), readout"
+SHOWN = {"block": ("attention", "n_head", "d_ff", "neuron")}  # written even at their default
+COLOURS = {"embedding": "#c6dbef", "encoding": "#dadaeb", "block": "#fdd0a2", "readout": "#c7e9c0"}
+
+
+def _where(i, spec):
+    return f"design[{i}] ({spec.get('type', '?')})"
+
+
+def _stage_of(key):
+    return next((s for s, keys in STAGES.items() if key in keys), None)
+
+
+def check_stage(i, spec) -> dict:
+    """One stage's settings, checked: a known type, known keys; returns them without type/repeat."""
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ValueError(f"design[{i}] = {spec!r} is invalid: each stage is a dict with a 'type', "
+                         f"one of {list(STAGES)}")
+    kind = spec["type"]
+    if kind not in STAGES:
+        raise ValueError(f"design[{i}]: type {kind!r} is not a SpikeLLM stage: choose one of "
+                         f"{list(STAGES)}")
+    settings = {k: v for k, v in spec.items() if k not in ("type", "repeat")}
+    if "repeat" in spec:
+        if kind != "block":
+            raise ValueError(f"{_where(i, spec)}: only blocks repeat; remove 'repeat'")
+        check_range(f"design[{i}] repeat", spec["repeat"], 1, kind=int)
+    for key in settings:
+        if key not in STAGES[kind]:
+            home = _stage_of(key)
+            hint = (f"{key} belongs to the {home} stage" if home else
+                    f"Config has no field {key!r}" if key not in _fields() else
+                    f"{key} is not part of the design (pass it to design_to_config)")
+            raise ValueError(f"{_where(i, spec)}: {key!r} is not a {kind} setting ({hint}); "
+                             f"{kind} settings are {list(STAGES[kind])}")
+    return settings
+
+
+def _fields():
+    return {f.name for f in dataclasses.fields(Config)}
+
+
+def design_to_config(design, **extra) -> Config:
+    """The Config a design describes (extra: fields outside the design, e.g. seed=1).
+
+    Raises ValueError for a design SpikeLLM cannot express: stages out of order, missing or
+    repeated, unknown settings, or blocks that differ from one another.
+    """
+    if not isinstance(design, (list, tuple)) or not design:
+        raise ValueError(f"a design is a non-empty list of stages in the order {ORDER}")
+    kinds = [s.get("type") if isinstance(s, dict) else None for s in design]
+    values, n_layer, first_block = {}, 0, None
+    for i, spec in enumerate(design):
+        settings = check_stage(i, spec)
+        kind = spec["type"]
+        expected = _expected(kinds, i)
+        if kind not in expected:
+            raise ValueError(f"design[{i}] is a {kind!r} stage where {' or '.join(expected)} "
+                             f"must come: the order is {ORDER}")
+        if kind == "block":
+            if first_block is None:
+                first_block = (i, settings)
+            else:
+                _same_block(first_block, i, settings)
+            n_layer += spec.get("repeat", 1)
+        values.update(settings)
+    if kinds[-1] != "readout":
+        raise ValueError(f"the design ends with a {kinds[-1]!r} stage: add a readout "
+                         f"({{'type': 'readout'}}); the order is {ORDER}")
+    clash = set(extra) & set(values)
+    if clash or set(extra) - _fields():
+        raise ValueError(f"extra fields {sorted(clash or set(extra) - _fields())} are invalid: "
+                         "give each field once, in the design or as an extra Config field")
+    return Config(**{**values, "n_layer": n_layer, **extra})
+
+
+def _expected(kinds, i) -> tuple:
+    """The stage types allowed at position i given the ones before it."""
+    if i == 0:
+        return ("embedding",)
+    prev = kinds[i - 1]
+    return {"embedding": ("encoding", "block"), "encoding": ("block",),
+            "block": ("block", "readout"), "readout": ()}.get(prev, ())
+
+
+def _same_block(first, i, settings):
+    j, ref = first
+    for key in sorted(set(ref) | set(settings)):
+        a, b = ref.get(key, "default"), settings.get(key, "default")
+        if a != b:
+            raise ValueError(f"design[{i}] (block): {key}={b!r} differs from design[{j}]'s "
+                             f"{key}={a!r}: SpikeLLM repeats one block, so every block must "
+                             "share its settings; make them equal")
+
+
+def config_to_design(cfg) -> list:
+    """The design of a Config: its four stages, blocks as one stage with repeat=n_layer.
+
+    Settings equal to Config()'s defaults are left out (except the block's main ones), so
+    design_to_config(config_to_design(cfg), seed=cfg.seed) == cfg.
+    """
+    default = Config()
+    design = []
+    for kind, keys in STAGES.items():
+        spec = {"type": kind}
+        for key in keys:
+            value = getattr(cfg, key)
+            if kind == "embedding" or key in SHOWN.get(kind, ()) or key == "num_steps" or \
+                    value != getattr(default, key):
+                spec[key] = value
+        if kind == "block":
+            spec["repeat"] = cfg.n_layer
+        design.append(spec)
+    return design
+
+
+def count_params(cfg) -> int:
+    """Weights of SpikeLLM(cfg), by formula (Eq. 10.6 of chapter 10):
+
+        V D + L D + n_layer (4 (D^2 + D) + 4 D + 2 D d_ff + d_ff + D) + 2 D + (D V unless tied)
+    (embeddings; per block Q, K, V, O with biases, two LayerNorms, the MLP; LN_f; readout).
+    """
+    if cfg.attention not in ("sdsa", "softmax"):
+        raise ValueError(f"count_params knows sdsa and softmax, not the plug-in "
+                         f"{cfg.attention!r}: build the model and call num_params()")
+    v, d, f = cfg.vocab_size, cfg.n_embd, cfg.d_ff
+    block = 4 * (d * d + d) + 4 * d + 2 * d * f + f + d
+    return v * d + cfg.block_size * d + cfg.n_layer * block + 2 * d + (0 if cfg.tie_weights
+                                                                        else d * v)
+
+
+def _box_text(spec, cfg) -> str:
+    kind = spec["type"]
+    if kind == "embedding":
+        return f"token + position\nembedding\nV={cfg.vocab_size}, L={cfg.block_size}\nD={cfg.n_embd}"
+    if kind == "encoding":
+        return f"direct encoding\nrepeat over\nT={cfg.num_steps} steps"
+    if kind == "readout":
+        tied = "tied to E" if cfg.tie_weights else f"W_out {cfg.n_embd}x{cfg.vocab_size}"
+        return f"mean over T\nLayerNorm\nreadout\n{tied}"
+    n = spec.get("repeat", 1)
+    neuron = "GELU" if not cfg.spiking else cfg.neuron.upper()
+    return (f"block x{n}\nLN, {neuron}, {cfg.attention.upper()}\n{cfg.n_head} heads (+)\n"
+            f"LN, {neuron}, MLP {cfg.d_ff} (+)")  # (+): the residual add
+
+
+def draw_flowchart(design, ax=None):
+    """Draw the design left to right: one box per stage, arrows labelled with the shapes.
+
+    Validates the design first (design_to_config). Returns the matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    cfg = design_to_config(design)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 2.6), dpi=80)
+    shapes = {"embedding": "(B, L, D)", "encoding": "(T, B, L, D)", "block": "(T, B, L, D)",
+              "readout": "(B, L, V)"}
+    # every block is the same (design_to_config checked it): draw them as one box x n_layer
+    stages = [s for s in design if s["type"] != "block"]
+    stages.insert(1 + any(s["type"] == "encoding" for s in design),
+                  {"type": "block", "repeat": cfg.n_layer})
+    width, gap = 1.9, 0.45
+    for i, spec in enumerate(stages):
+        x = i * (width + gap)
+        ax.add_patch(FancyBboxPatch((x, 0), width, 1.6, boxstyle="round,pad=0.05",
+                                    fc=COLOURS[spec["type"]], ec="0.3"))
+        ax.text(x + width / 2, 0.8, _box_text(spec, cfg), ha="center", va="center", fontsize=7)
+        ax.text(x + width / 2, -0.25, shapes[spec["type"]], ha="center", va="top", fontsize=7,
+                color="0.3")
+        if i:
+            ax.annotate("", xy=(x, 0.8), xytext=(x - gap, 0.8),
+                        arrowprops={"arrowstyle": "->", "color": "0.2"})
+    ax.set_xlim(-0.2, len(stages) * (width + gap) - gap + 0.2)
+    ax.set_ylim(-0.7, 1.8)
+    ax.axis("off")
+    known = cfg.attention in ("sdsa", "softmax")
+    size = f"{count_params(cfg):,} parameters" if known else "plug-in attention"
+    ax.set_title(f"SpikeLLM design: n_layer={cfg.n_layer}, {size} (output shape under each "
+                 "stage)", fontsize=9)
+    return ax.figure
