@@ -14,7 +14,7 @@ from spike_lib.core.neurons import lif_backward
 from spike_lib.core.neurons import lif_forward as np_lif_forward
 from spike_lib.core.surrogate import SURROGATES, get_surrogate
 
-RESETS = ["subtract", "zero"]
+RESETS = ["subtract", "zero", "subtract_after_leak"]  # the last: snnTorch's convention
 
 
 @pytest.mark.parametrize("name", sorted(SURROGATES))

@@ -8,6 +8,7 @@ import pytest
 from spike_lib.core.config import LIFConfig
 from spike_lib.core.gradcheck import check_module, numerical_grad, rel_error
 from spike_lib.core.neurons import (
+    beta_from_tau,
     direct_encode,
     latency_encode,
     lif_backward,
@@ -88,7 +89,60 @@ def test_backward_hand_computed(detach, expected):
     np.testing.assert_allclose(dx, expected, atol=1e-12)
 
 
-@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def snntorch_leaky(x, beta, threshold):
+    """snnTorch's Leaky(reset_mechanism="subtract") written out: U = beta U + x - S_prev thr."""
+    mem, spk_prev, mems, spks = 0.0, 0.0, [], []
+    for x_t in x:
+        mem = beta * mem + x_t - spk_prev * threshold
+        spk_prev = float(mem > threshold)
+        mems.append(mem)
+        spks.append(spk_prev)
+    return np.array(spks), np.array(mems)
+
+
+@pytest.mark.parametrize("reset, spikes, mems", [
+    # u = 1.5 fires; "subtract" leaks the surplus: 0.5 * 0.5 + 0.8 = 1.05 fires again
+    ("subtract", [1, 1, 0, 0], [1.5, 1.05, 0.025, 0.0125]),
+    # snnTorch takes the whole threshold after the leak: 0.5 * 1.5 + 0.8 - 1 = 0.55, no spike
+    ("subtract_after_leak", [1, 0, 0, 0], [1.5, 0.55, 0.275, 0.1375]),
+    ("zero", [1, 0, 0, 0], [1.5, 0.8, 0.4, 0.2]),
+])
+def test_reset_conventions_on_a_pulse_that_spikes(reset, spikes, mems):
+    spk, mem = lif_forward(np.array([1.5, 0.8, 0.0, 0.0]), beta=0.5, threshold=1.0, reset=reset)
+    np.testing.assert_array_equal(spk, spikes)
+    np.testing.assert_allclose(mem, mems, atol=1e-12)
+
+
+def test_subtract_after_leak_is_snntorch_and_subtract_is_not():
+    x = np.random.default_rng(4).uniform(0.0, 1.2, 200)
+    ref_spk, ref_mem = snntorch_leaky(x, 0.7, 1.0)
+    spk, mem = lif_forward(x, 0.7, 1.0, "subtract_after_leak")
+    np.testing.assert_array_equal(spk, ref_spk)
+    np.testing.assert_allclose(mem, ref_mem, atol=1e-12)
+    soft, _ = lif_forward(x, 0.7, 1.0, "subtract")
+    assert 0 < (soft != ref_spk).sum() and soft.sum() > ref_spk.sum()  # snnTorch resets harder
+
+
+@pytest.mark.parametrize("detach, expected", [(True, [1.25, 0.5, 1.0]), (False, [0.75, 0.5, 1.0])])
+def test_backward_subtract_after_leak_hand_computed(detach, expected):
+    # x = 1.2, 0.6, 0.6: u = 1.2 (spike), 0.6 + 0.6 - 1 = 0.2, 0.1 + 0.6 = 0.7; g = 1 at
+    # u - 1 = 0.2 and -0.3, 0 at -0.8. Undetached, s[0] gets -1 * dL/du[1] = -0.5
+    spk, mem = lif_forward(np.array([1.2, 0.6, 0.6]), 0.5, 1.0, "subtract_after_leak", "rectangular")
+    np.testing.assert_allclose(mem, [1.2, 0.2, 0.7], atol=1e-12)
+    dx = lif_backward(np.array([1.0, 0.0, 1.0]), mem, spk, 0.5, 1.0, "subtract_after_leak",
+                      "rectangular", detach_reset=detach)
+    np.testing.assert_allclose(dx, expected, atol=1e-12)
+
+
+def test_beta_from_tau_is_the_rc_decay():
+    assert beta_from_tau(2.0) == pytest.approx(math.exp(-0.5))  # 0.607, not Euler's 0.5
+    assert beta_from_tau(10.0, dt=1.0) == pytest.approx(0.904837, abs=1e-6)
+    assert beta_from_tau(1.0, dt=1e-3) == pytest.approx(1 - 1e-3, abs=1e-6)
+    with pytest.raises(ValueError, match="tau"):
+        beta_from_tau(0.0)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "subtract_after_leak"])
 @pytest.mark.parametrize("surrogate", ["sigmoid", "fast_sigmoid", "arctan", "rectangular"])
 def test_gradcheck_smooth_mode(reset, surrogate):
     rng = np.random.default_rng(0)

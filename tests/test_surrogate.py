@@ -108,3 +108,23 @@ def test_bad_scale_names_the_field(cls, field):
         cls(0)
     with pytest.raises(ValueError, match=field):
         get_surrogate(cls.name, -1.0)
+
+
+def test_peaks_at_the_class_defaults_and_at_config_scale():
+    from spike_lib.core.config import Config
+
+    zero = np.array(0.0)
+    assert all(get_surrogate(n).grad(zero) == pytest.approx(1.0) for n in SURROGATES)
+    scale = Config().surrogate_scale  # what every model passes, whatever the surrogate
+    peaks = {n: float(get_surrogate(n, scale).grad(zero)) for n in SURROGATES}
+    assert peaks == pytest.approx({"sigmoid": 0.5, "fast_sigmoid": 1.0, "arctan": 1.0,
+                                   "rectangular": 0.5})
+    # the rectangle's scale is a width: larger is flatter; the others' larger is sharper
+    assert get_surrogate("rectangular", 4.0).grad(zero) < get_surrogate("rectangular", 1.0).grad(zero)
+    assert get_surrogate("sigmoid", 8.0).grad(zero) > get_surrogate("sigmoid", 4.0).grad(zero)
+
+
+@pytest.mark.parametrize("slope, low, high", [(2.0, 0.0, 1.0), (4.0, 0.25, 0.75), (1.0, -0.5, 1.5)])
+def test_fast_sigmoid_soft_step_spans_one_half_plus_minus_one_over_k(slope, low, high):
+    G = FastSigmoid(slope).smooth(np.array([-1e9, 1e9]))
+    np.testing.assert_allclose(G, [low, high], atol=1e-6)

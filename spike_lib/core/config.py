@@ -44,7 +44,9 @@ class LIFConfig:
     beta: membrane leak per timestep, in [0, 1] (0 forgets at once, 1 never leaks).
     threshold: firing threshold, > 0. num_steps: timesteps T, >= 1.
     reset: "subtract" (soft: mem -= threshold) or "zero" (hard: mem = 0) after a spike.
-    surrogate / surrogate_scale: the backward pseudo-derivative and its sharpness.
+    surrogate / surrogate_scale: the backward pseudo-derivative and its one parameter (a
+    sharpness for sigmoid, fast_sigmoid and arctan, the width for rectangular; see
+    spike_lib.core.surrogate: at 2.0 the sigmoid and rectangle peak at 0.5, the others at 1).
     detach_reset: treat the reset as a constant in the backward pass (the usual choice).
     """
 

@@ -5,22 +5,43 @@ Charge, fire, reset at every timestep t (Spike-driven Transformer, Yao et al. 20
     s[t] = H(u[t] - threshold)               spike
     v[t] = u[t] - threshold * s[t]           "subtract" (soft) reset, or
     v[t] = u[t] * (1 - s[t])                 "zero" (hard) reset
+"subtract" takes the threshold off before the next leak: u[t+1] = beta (u[t] - threshold s[t])
++ x[t+1], SpikingJelly's soft reset exactly. snnTorch's default subtracts after the leak,
+u[t+1] = beta u[t] + x[t+1] - threshold s[t]: reset="subtract_after_leak" (neurons only; the
+models' Config uses "subtract" or "zero"). The leak of an RC membrane with time constant tau
+sampled every dt is beta = exp(-dt / tau) (beta_from_tau).
 The state v is carried over timesteps only: every other axis is an independent neuron.
 The layer classes live in the backends: spike_lib.numpy_impl.neurons.LIF and
 spike_lib.mlx_impl.neurons.LIF.
 Taught in: notebooks/01_lif_neurons.ipynb
 """
 
+import math
+
 import numpy as np
 
 from spike_lib.core.config import RESETS, check_choice, check_range
 from spike_lib.core.surrogate import get_surrogate
 
+# the resets a LIF layer accepts: the models' two, plus snnTorch's subtract-after-the-leak
+LIF_RESETS = (*RESETS, "subtract_after_leak")
+
 
 def check_lif_args(beta, threshold, reset):
     check_range("beta", beta, 0.0, 1.0)
     check_range("threshold", threshold, 0.0, low_open=True)
-    check_choice("reset", reset, RESETS)
+    check_choice("reset", reset, LIF_RESETS)
+
+
+def beta_from_tau(tau, dt=1.0):
+    """The leak per step of an RC membrane, tau du/dt = -u + R I, sampled every dt: exp(-dt/tau).
+
+    Between samples the input is constant, so u decays by exactly exp(-dt/tau) per step
+    (snnTorch tutorial 2). SpikingJelly's Euler step uses 1 - dt/tau instead (0.5 at tau = 2).
+    """
+    check_range("tau", tau, 0.0, low_open=True)
+    check_range("dt", dt, 0.0, low_open=True)
+    return math.exp(-dt / tau)
 
 
 def lif_forward(x, beta=0.9, threshold=1.0, reset="subtract", surrogate="arctan", smooth=False):
@@ -37,10 +58,16 @@ def lif_forward(x, beta=0.9, threshold=1.0, reset="subtract", surrogate="arctan"
     spk = np.empty_like(x, dtype=np.result_type(x, np.float32))
     mem = np.empty_like(spk)
     v = np.zeros_like(spk[0])
+    s = np.zeros_like(spk[0])
     for t in range(x.shape[0]):
         u = beta * v + x[t]  # charge
+        if reset == "subtract_after_leak":
+            u = u - threshold * s  # the previous spike's reset, after the leak (snnTorch)
         s = sg.smooth(u - threshold) if smooth else sg.forward(u - threshold)  # fire
-        v = u - threshold * s if reset == "subtract" else u * (1.0 - s)  # reset
+        if reset == "subtract":  # reset
+            v = u - threshold * s
+        else:  # "zero", or "subtract_after_leak" (whose reset comes at the next step)
+            v = u * (1.0 - s) if reset == "zero" else u
         mem[t], spk[t] = u, s
     return spk, mem
 
@@ -51,19 +78,25 @@ def lif_backward(dspk, mem, spk, beta=0.9, threshold=1.0, reset="subtract", surr
 
     The loop runs the forward in reverse, carrying dv = dL/dv[t] from step t+1 back to t.
     detach_reset=True treats s[t] in the reset line as a constant (no gradient through it).
+    reset="subtract_after_leak": u[t+1] = beta u[t] + x[t+1] - threshold s[t], so s[t] gets
+    -threshold dL/du[t+1] (undetached) where "subtract" gets -threshold dL/dv[t].
     """
+    check_lif_args(beta, threshold, reset)
     sg = get_surrogate(surrogate)
     dx = np.empty_like(mem)
     dv = np.zeros_like(mem[0])
+    du_next = np.zeros_like(mem[0])  # dL/du[t+1]
     for t in reversed(range(mem.shape[0])):
         u, s = mem[t], spk[t]
         if reset == "subtract":  # v = u - threshold * s
             du, ds = dv, dspk[t] - (0.0 if detach_reset else threshold * dv)
+        elif reset == "subtract_after_leak":  # v = u; u[t+1] = beta v + x - threshold * s
+            du, ds = dv, dspk[t] - (0.0 if detach_reset else threshold * du_next)
         else:  # v = u * (1 - s)
             du, ds = dv * (1.0 - s), dspk[t] - (0.0 if detach_reset else u * dv)
         du = du + ds * sg.grad(u - threshold)  # through s = H(u - threshold)
         dx[t] = du
-        dv = beta * du  # through u = beta * v[t-1] + x
+        dv, du_next = beta * du, du  # through u = beta * v[t-1] + x
     return dx
 
 

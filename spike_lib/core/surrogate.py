@@ -5,6 +5,12 @@ Each surrogate is a pair evaluated at x = mem - threshold:
     grad(x)    = g(x)        the pseudo-derivative used in the backward pass
     smooth(x)  = G(x)        an antiderivative of g (G' = g, G(0) = 1/2): the forward of
                              "smooth mode", in which finite differences can check gradients
+Each surrogate has one parameter ("scale"): a sharpness for the sigmoid (slope k), the fast
+sigmoid (slope k) and the arctan (alpha a), where larger means taller and narrower, but a width
+for the rectangle (w), where larger means flatter and wider. The class defaults (k = 4, k = 2,
+a = 2, w = 1) all give g(0) = 1. Config.surrogate_scale (2.0) replaces that parameter for
+whichever surrogate a model uses, so inside the models the sigmoid has slope 2 (g(0) = 0.5),
+the rectangle width 2 (g(0) = 0.5), the arctan and fast sigmoid g(0) = 1.
 Neftci, Mostafa & Zenke (2019), "Surrogate gradient learning in spiking neural networks".
 Taught in: notebooks/01_lif_neurons.ipynb
 """
@@ -59,7 +65,11 @@ class Sigmoid(Surrogate):
 
 @dataclass(frozen=True)
 class FastSigmoid(Surrogate):
-    """SuperSpike: g(x) = 1 / (1 + k|x|)^2, G(x) = 1/2 + x / (1 + k|x|) (area 2/k, peak 1)."""
+    """SuperSpike: g(x) = 1 / (1 + k|x|)^2, G(x) = 1/2 + x / (1 + k|x|) (area 2/k, peak 1).
+
+    As snnTorch's fast_sigmoid, g is not normalised: G runs from 1/2 - 1/k to 1/2 + 1/k, a
+    soft step from 0 to 1 only at k = 2. The slope k sets the width; the peak is 1 at any k.
+    """
 
     slope: float = 2.0
     name = "fast_sigmoid"
@@ -114,7 +124,8 @@ SURROGATES = {cls.name: cls for cls in (Sigmoid, FastSigmoid, ArcTan, Rectangula
 def get_surrogate(name="arctan", scale=None) -> Surrogate:
     """Build a surrogate by name; `scale` is its one parameter (slope, alpha or width).
 
-    get_surrogate("sigmoid", 4.0) == Sigmoid(slope=4.0); scale=None keeps the default.
+    get_surrogate("sigmoid", 4.0) == Sigmoid(slope=4.0); scale=None keeps the class default
+    (g(0) = 1 for all four). For the rectangle the scale is the width: larger is flatter.
     """
     if isinstance(name, Surrogate):
         return name

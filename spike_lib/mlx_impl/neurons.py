@@ -39,12 +39,18 @@ def lif_forward(
     sg = get_surrogate(surrogate)
     spike = spike_fn(sg)
     v = mx.zeros(x.shape[1:], dtype=x.dtype)
+    r = mx.zeros(x.shape[1:], dtype=x.dtype)
     spks, mems = [], []
     for t in range(x.shape[0]):
         u = beta * v + x[t]  # charge
+        if reset == "subtract_after_leak":
+            u = u - threshold * r  # the previous spike's reset, after the leak (snnTorch)
         s = sg.smooth(u - threshold, xp=mx) if smooth else spike(u - threshold)  # fire
         r = mx.stop_gradient(s) if detach_reset else s
-        v = u - threshold * r if reset == "subtract" else u * (1.0 - r)  # reset
+        if reset == "subtract_after_leak":
+            v = u  # reset
+        else:
+            v = u - threshold * r if reset == "subtract" else u * (1.0 - r)  # reset
         spks.append(s)
         mems.append(u)
     return mx.stack(spks), mx.stack(mems)
