@@ -217,6 +217,24 @@ class HybridAttention(_Base):
         return self.out_proj(self.attn_lif(merge_heads(self.weights(q, k) @ v)))
 
 
+class ShiftSoftmaxAttention(HybridAttention):
+    """Softmax attention with token shift, all real-valued (the softmax twin of hybrid_shift):
+
+        Q = x W_Q,  K = x_k W_K,  V = x_v W_V,  y = softmax(Q K^T / sqrt(d_h) + M) V W_O
+    x_k, x_v as in _Base (token shift). No neurons: a plain transformer's attention.
+    """
+
+    def __init__(self, n_embd, n_head, rng, neuron=None, shift=True, bias=True):
+        _Base.__init__(self, n_embd, n_head, rng, neuron, shift, bias)
+        self.score = "softmax"
+
+    def __call__(self, x, mask=None):
+        xq, xk, xv = self._inputs(x)
+        q, k, v = (split_heads(p(xi), self.n_head) for p, xi in
+                   ((self.q_proj, xq), (self.k_proj, xk), (self.v_proj, xv)))
+        return self.out_proj(merge_heads(self.weights(q, k) @ v))
+
+
 # name -> (class, keyword arguments); Config(attention=name) builds it (mlx backend)
 NAMES = {
     "sdsa_mean": (MeanSDSA, {}),
@@ -229,6 +247,7 @@ NAMES = {
     "hybrid": (HybridAttention, {}),
     "hybrid_relu": (HybridAttention, {"score": "relu"}),
     "hybrid_shift": (HybridAttention, {"shift": True}),
+    "softmax_shift": (ShiftSoftmaxAttention, {}),
 }
 
 
