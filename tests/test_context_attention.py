@@ -249,7 +249,7 @@ def test_mlx_parity_smooth_float64(name):
     errs, _ = parity_errors(name, smooth=True, dtype_np=np.float64)
     # MLX's float64 exp (in the decay matrix and the softmax) is accurate to ~2e-7 relative,
     # so those agree to ~1e-8; sums, products and divisions agree to rounding
-    uses_exp = "decay" in name or name in ("hybrid", "hybrid_shift")
+    uses_exp = "decay" in name or name in ("hybrid", "hybrid_shift", "softmax_shift")
     assert max(errs.values()) < (1e-7 if uses_exp else 1e-12), errs
 
 
@@ -257,5 +257,14 @@ def test_mlx_parity_smooth_float64(name):
 def test_mlx_parity_spiking_float32(name):
     errs, ref = parity_errors(name, smooth=False, dtype_np=np.float32)
     assert max(errs.values()) < 1e-5, errs
-    spk = ref.modules["v_lif"].last_spk
-    assert 0.05 < float(spk.mean()) < 0.95  # spikes and silences, not a constant
+    if "v_lif" in ref.modules:
+        spk = ref.modules["v_lif"].last_spk
+        assert 0.05 < float(spk.mean()) < 0.95  # spikes and silences, not a constant
+
+
+def test_every_mlx_name_has_a_numpy_port():
+    pytest.importorskip("mlx.core")
+    from spike_lib.mlx_impl import context_attention as MC
+
+    assert {n: (c.__name__, kw) for n, (c, kw) in MC.NAMES.items()} == {
+        n: (c.__name__, kw) for n, (c, kw) in C.NAMES.items()}

@@ -8,6 +8,7 @@ a token after l); selected by name through Config.attention:
     spike_matrix, spike_matrix_shift  SpikeMatrixAttention: normalised (Q K^T masked) V on spikes
     spike_matrix_running              the same numbers from the running state K^T V
     hybrid, hybrid_relu, hybrid_shift HybridAttention: real scores, spiking V and output
+    softmax_shift                     ShiftSoftmaxAttention: real softmax attention with shift
 "_shift" adds the token shift (the previous token's input mixed into K and V).
 Each backward is its forward's lines in reverse; smooth mode (Module.set_smooth) makes every
 spike differentiable for finite-difference checks (tests/test_context_attention.py).
@@ -362,6 +363,37 @@ class HybridAttention(_Base):
         return self._inputs_backward(dxq, dxk, self._spikes_backward("v", merge_heads(dv)))
 
 
+class ShiftSoftmaxAttention(HybridAttention):
+    """Softmax attention with token shift, all real-valued (the softmax twin of hybrid_shift):
+
+        Q = x W_Q,  K = x_k W_K,  V = x_v W_V,  y = softmax(Q K^T / sqrt(d_h) + M) V W_O
+    x_k, x_v as in _Base (token shift). No neurons: a plain transformer's attention.
+    """
+
+    def __init__(self, n_embd, n_head, rng, neuron=None, shift=True, bias=True):
+        _Base.__init__(self, n_embd, n_head, rng, neuron, shift, bias)
+        self.score = "softmax"
+
+    def forward(self, x, mask=None):
+        xq, xk, xv = self._inputs(x, mask)
+        m = self.modules
+        q, k, v = (split_heads(m[f"{n}_proj"](xi), self.n_head)
+                   for n, xi in (("q", xq), ("k", xk), ("v", xv)))  # (T, B, H, L, hd) real
+        a = self.weights(q, k)
+        self.cache = (q, k, v, a)
+        return m["out_proj"](merge_heads(a @ v))
+
+    def backward(self, dout):
+        m = self.modules
+        q, k, v, a = self.cache
+        dr = split_heads(m["out_proj"].backward(dout), self.n_head)
+        ds = self.weights_backward(dr @ np.swapaxes(v, -1, -2))
+        dxq = m["q_proj"].backward(merge_heads(ds @ k))
+        dxk = m["k_proj"].backward(merge_heads(np.swapaxes(ds, -1, -2) @ q))
+        dxv = m["v_proj"].backward(merge_heads(np.swapaxes(a, -1, -2) @ dr))
+        return self._inputs_backward(dxq, dxk, dxv)
+
+
 # name -> (class, keyword arguments); Config(attention=name) builds it (numpy backend)
 NAMES = {
     "sdsa_mean": (MeanSDSA, {}),
@@ -374,6 +406,7 @@ NAMES = {
     "hybrid": (HybridAttention, {}),
     "hybrid_relu": (HybridAttention, {"score": "relu"}),
     "hybrid_shift": (HybridAttention, {"shift": True}),
+    "softmax_shift": (ShiftSoftmaxAttention, {}),
 }
 
 
