@@ -1,5 +1,6 @@
 """Tokenizers by name: `get_tokenizer("syllable")` loads the shipped one, `load_tokenizer(path)`
-any saved one; all share encode/decode/vocab_size/save and are lossless.
+any saved one; all share encode/decode/vocab_size/save. All are lossless except the WordPiece
+family (wordpiece, bert-cased, bert-chinese), which drops whitespace and unknown words.
 
 Taught in: notebooks/04_tokenizers.ipynb
 """
@@ -12,28 +13,39 @@ from spike_lib.tokenizers.bpe import BPETokenizer
 from spike_lib.tokenizers.char import CharTokenizer
 from spike_lib.tokenizers.gpt2 import GPT2Tokenizer
 from spike_lib.tokenizers.syllable import SyllableTokenizer
+from spike_lib.tokenizers.wordpiece import WordPieceTokenizer
 
 TOKENIZERS = {
     "char": CharTokenizer,
     "syllable": SyllableTokenizer,
     "bpe": BPETokenizer,
     "gpt2": GPT2Tokenizer,
+    "wordpiece": WordPieceTokenizer,
+    "bert-cased": WordPieceTokenizer,  # BERT-base-cased's vocabulary (data/tokenizers/*.txt)
+    "bert-chinese": WordPieceTokenizer,  # BERT-base-Chinese's, lowercased like blingfire's
 }
+LOSSY = ("wordpiece", "bert-cased", "bert-chinese")
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "tokenizers"
 
 
 def shipped_path(name: str) -> Path:
-    """Where the course's trained tokenizer `name` lives: data/tokenizers/<name>.json."""
-    return DATA_DIR / f"{name}.json"
+    """Where the course's trained tokenizer `name` lives: data/tokenizers/<name>.json
+    (a plain vocab.txt, <name>.txt, for the WordPiece family)."""
+    return DATA_DIR / (f"{name}.txt" if name in LOSSY else f"{name}.json")
 
 
 def get_tokenizer(name: str, train_text=None, **kwargs) -> Tokenizer:
     """The tokenizer `name`: trained on train_text (kwargs go to .train) if given, otherwise the
-    shipped file from data/tokenizers/ (gpt2 always loads its rank file; kwargs go to it)."""
+    shipped file from data/tokenizers/ (gpt2 always loads its rank file; kwargs go to it;
+    bert-cased and bert-chinese always load BERT's vocabulary)."""
     check_choice("tokenizer", name, list(TOKENIZERS))
     cls = TOKENIZERS[name]
     if name == "gpt2":
         return cls(**kwargs)
+    if name.startswith("bert-"):
+        from spike_lib.tokenizers.bert import load_bert
+
+        return load_bert(name)
     if train_text is not None:
         return cls.train(train_text, **kwargs)
     path = shipped_path(name)
@@ -41,6 +53,8 @@ def get_tokenizer(name: str, train_text=None, **kwargs) -> Tokenizer:
         raise ValueError(
             f"no shipped {name!r} tokenizer at {path}: pass train_text=... to train one"
         )
+    if name == "wordpiece":
+        return cls.from_vocab_file(path)
     return cls.load(path)
 
 
@@ -52,8 +66,9 @@ def load_tokenizer(path) -> Tokenizer:
 
 
 def build_shipped_tokenizers(text=None, out_dir=DATA_DIR, num_syllables=2000) -> dict:
-    """Train the shipped char, syllable and bpe tokenizers on the corpus training split (BPE with
-    the syllable tokenizer's vocabulary size, for a fair comparison); save them; return sizes."""
+    """Train the shipped char, syllable, bpe and wordpiece tokenizers on the corpus training split
+    (BPE and WordPiece with the syllable tokenizer's vocabulary size, for a fair comparison);
+    save them; return sizes. WordPiece is saved as a plain vocab.txt (wordpiece.txt)."""
     if text is None:
         from spike_lib.data.corpus import corpus_text
 
@@ -66,17 +81,22 @@ def build_shipped_tokenizers(text=None, out_dir=DATA_DIR, num_syllables=2000) ->
     for name, tok in (("char", char), ("syllable", syl), ("bpe", bpe)):
         tok.save(out_dir / f"{name}.json")
         sizes[name] = tok.vocab_size
+    wordpiece = WordPieceTokenizer.train(text, vocab_size=syl.vocab_size)
+    wordpiece.save_vocab(out_dir / "wordpiece.txt")
+    sizes["wordpiece"] = wordpiece.vocab_size
     return sizes
 
 
 __all__ = [
     "EOT",
+    "LOSSY",
     "TOKENIZERS",
     "BPETokenizer",
     "CharTokenizer",
     "GPT2Tokenizer",
     "SyllableTokenizer",
     "Tokenizer",
+    "WordPieceTokenizer",
     "build_shipped_tokenizers",
     "get_tokenizer",
     "load_tokenizer",

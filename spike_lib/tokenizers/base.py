@@ -4,9 +4,9 @@ Taught in: notebooks/04_tokenizers.ipynb
 """
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from spike_lib.core.atomic import write_text
 
 FORMAT_VERSION = 1
 EOT = "<|endoftext|>"
@@ -16,19 +16,8 @@ CACHE_LIMIT = 200_000  # distinct pieces a tokenizer remembers (a few tens of MB
 
 
 def atomic_write_text(path, text: str) -> None:
-    """Write text to path through a temp file in the same folder and os.replace (never half)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; shipped data is world-readable
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write text to path atomically: spike_lib.core.atomic.write_text (the one atomic writer)."""
+    write_text(path, text)
 
 
 def read_json(path) -> dict:
@@ -40,7 +29,10 @@ def read_json(path) -> dict:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"tokenizer file {path} is not valid UTF-8 JSON ({err}): re-save it")
-    if not isinstance(data, dict) or "type" not in data:
+    if not isinstance(data, dict):
+        raise ValueError(f"tokenizer file {path} holds a JSON {type(data).__name__}, expected an "  # noqa: TRY004
+                         "object {\"type\": ..., \"version\": 1, ...}: it is not a tokenizer file")
+    if "type" not in data:
         raise ValueError(f"tokenizer file {path} has no 'type' field: it is not a tokenizer file")
     if data.get("version") != FORMAT_VERSION:
         raise ValueError(
@@ -48,6 +40,28 @@ def read_json(path) -> dict:
             f"this spike_lib reads version {FORMAT_VERSION}: re-train and save it"
         )
     return data
+
+
+def require(data: dict, key: str, kind, path, expected: str):
+    """data[key] if it exists and is a `kind`; else one ValueError naming the file, the key and
+    what was expected (so a hand-damaged file never ends in a KeyError or TypeError)."""
+    if key not in data:
+        raise ValueError(f"tokenizer file {path} has no key {key!r}: expected {expected}")
+    value = data[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ValueError(f"tokenizer file {path}: key {key!r} must be {expected}, "
+                         f"got {type(value).__name__}")
+    return value
+
+
+def require_strings(data: dict, key: str, path, expected="a list of strings") -> list:
+    """A list of strings under key, checked item by item."""
+    values = require(data, key, list, path, expected)
+    bad = next((k for k, v in enumerate(values) if not isinstance(v, str)), None)
+    if bad is not None:
+        raise ValueError(f"tokenizer file {path}: key {key!r} must be {expected}; entry {bad} "
+                         f"is {values[bad]!r}")
+    return values
 
 
 class Tokenizer:

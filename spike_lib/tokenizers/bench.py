@@ -5,7 +5,7 @@ Taught in: notebooks/04_tokenizers.ipynb
 
 import time
 
-from spike_lib.train.bench import median_seconds
+from spike_lib.core.training import median_seconds
 
 DEFAULT_MB = 2.0
 
@@ -34,7 +34,34 @@ def encode_mb_per_s(make_tokenizer, text: str, repeats=3) -> tuple:
     return cold, warm
 
 
-def bench_tokenizers(text=None, names=("char", "syllable", "bpe", "gpt2"), repeats=3) -> dict:
+def no_whitespace_text(mb=1.0, text=None) -> str:
+    """mb megabytes of letters with no whitespace or punctuation (the letters of the bench text,
+    repeated): one pre-tokenizer piece, the worst case for BPE's merge loop."""
+    import re
+
+    letters = "".join(re.findall(r"[A-Za-z]+", bench_text() if text is None else text))
+    n = int(mb * 1e6)
+    return (letters * (n // max(len(letters), 1) + 1))[:n]
+
+
+def bench_no_whitespace(mb=1.0, names=("bpe",)) -> dict:
+    """Cold encode MB/s on a whitespace-free run of letters (issue 11 item 7: once quadratic)."""
+    from spike_lib.tokenizers import get_tokenizer
+
+    text = no_whitespace_text(mb)
+    out = {"no_whitespace_mb": len(text) / 1e6}
+    for name in names:
+        tok = get_tokenizer(name)
+        start = time.perf_counter()
+        tok.encode(text)
+        out[f"{name}_no_whitespace_mb_s"] = out["no_whitespace_mb"] / (time.perf_counter() - start)
+    return out
+
+
+NAMES = ("char", "syllable", "bpe", "gpt2", "wordpiece", "bert-cased")
+
+
+def bench_tokenizers(text=None, names=NAMES, repeats=3) -> dict:
     """{name_mb_s, name_mb_s_cold} for each tokenizer, plus the text size timed."""
     from spike_lib.tokenizers import get_tokenizer
 
@@ -48,4 +75,6 @@ def bench_tokenizers(text=None, names=("char", "syllable", "bpe", "gpt2"), repea
 
 
 def run_bench(args) -> dict:
-    return bench_tokenizers(bench_text(getattr(args, "mb", DEFAULT_MB)))
+    out = bench_tokenizers(bench_text(getattr(args, "mb", DEFAULT_MB)))
+    out.update(bench_no_whitespace(1.0))
+    return out

@@ -6,7 +6,7 @@ Taught in: notebooks/04_tokenizers.ipynb
 from collections import Counter
 
 from spike_lib.core.config import check_range
-from spike_lib.tokenizers.base import EOT, Tokenizer, byte_tokens
+from spike_lib.tokenizers.base import EOT, Tokenizer, byte_tokens, require_strings
 
 
 class CharTable:
@@ -34,6 +34,16 @@ def frequent_chars(text: str, max_chars=None, min_count=1) -> list:
     chars = [c for c, n in counts.items() if ord(c) >= 128 and n >= min_count]
     chars.sort(key=lambda c: (-counts[c], c))
     return chars if max_chars is None else chars[:max_chars]
+
+
+def require_chars(data: dict, path) -> list:
+    """The 'chars' list of a tokenizer file: single characters."""
+    chars = require_strings(data, "chars", path, "a list of single characters")
+    bad = next((c for c in chars if len(c) != 1), None)
+    if bad is not None:
+        raise ValueError(f"tokenizer file {path}: key 'chars' must be a list of single "
+                         f"characters; it holds {bad!r}")
+    return chars
 
 
 class CharTokenizer(Tokenizer):
@@ -77,4 +87,4 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def from_state(cls, data: dict, path=None):
-        return cls(data["chars"])
+        return cls(require_chars(data, path))

@@ -1,12 +1,12 @@
 """`python -m spike_lib tokenize --tokenizer NAME --text-file F`: tokens, characters per token,
-fallback fraction and whether decode(encode(text)) == text.
+fallback fraction ([UNK] tokens for the WordPiece family) and whether decode(encode(text)) == text.
 
 Taught in: notebooks/04_tokenizers.ipynb
 """
 
 from pathlib import Path
 
-NAMES = ("char", "syllable", "bpe", "gpt2")
+NAMES = ("char", "syllable", "bpe", "gpt2", "wordpiece", "bert-cased", "bert-chinese")
 
 
 def read_text_file(path) -> str:
@@ -25,7 +25,8 @@ def read_text_file(path) -> str:
 
 
 def measure(tok, text: str) -> dict:
-    """The numbers the command prints, for any tokenizer and text."""
+    """The numbers the command prints, for any tokenizer and text (characters per token counts
+    the characters of the original text, also for a lossy tokenizer)."""
     ids, n_fallback = tok.encode_stats(text)
     n = len(ids)
     return {

@@ -79,7 +79,11 @@ class GPT2Tokenizer(Tokenizer):
 
     @classmethod
     def from_state(cls, data: dict, path=None):
-        rank = Path(data.get("rank_file", RANK_FILE))
+        rank = data.get("rank_file", RANK_FILE)
+        if not isinstance(rank, str):
+            raise ValueError(f"tokenizer file {path}: key 'rank_file' must be a path string, "  # noqa: TRY004
+                             f"got {type(rank).__name__}")
+        rank = Path(rank)
         if path is not None and not rank.is_absolute():
             rank = Path(path).resolve().parent / rank
         return cls(rank)

@@ -9,8 +9,8 @@ import re
 from collections import Counter
 
 from spike_lib.core.config import check_range
-from spike_lib.tokenizers.base import EOT, Tokenizer, byte_tokens
-from spike_lib.tokenizers.char import CharTable, frequent_chars
+from spike_lib.tokenizers.base import EOT, Tokenizer, byte_tokens, require_strings
+from spike_lib.tokenizers.char import CharTable, frequent_chars, require_chars
 
 # a word (a run of letters) with the space before it glued on, or any other single character
 PIECE_RE = re.compile(r" ?[^\W\d_]+|[\s\S]")
@@ -154,4 +154,9 @@ class SyllableTokenizer(Tokenizer):
 
     @classmethod
     def from_state(cls, data: dict, path=None):
-        return cls(data["syllables"], data["chars"], data.get("lang", "en_US"))
+        syllables = require_strings(data, "syllables", path)
+        lang = data.get("lang", "en_US")
+        if not isinstance(lang, str):
+            raise ValueError(f"tokenizer file {path}: key 'lang' must be a string such as "  # noqa: TRY004
+                             f"'en_US', got {type(lang).__name__}")
+        return cls(syllables, require_chars(data, path), lang)
