@@ -1,4 +1,4 @@
-"""`python -m spike_lib qa-eval`: exact match and token F1 of greedy answers, SQuAD-style.
+"""`python -m spike_lib qa-eval`: exact match and token F1 of greedy answers or best spans, SQuAD-style.
 
 Taught in: notebooks/09_finetuning_lora.ipynb
 """
@@ -159,13 +159,17 @@ def evaluate_qa(model, tok, records, answer_tokens=ANSWER_TOKENS, batch_size=32)
 # ---------------------------------------------------------------- the command
 def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint", required=True,
-                        help="model: a checkpoint or run folder (the base model with --adapter)")
+                        help="a QA model folder (data/checkpoints/book-qa: it names its head and "
+                             "adapter), or a checkpoint or run folder (the base with --adapter)")
     parser.add_argument("--adapter", help="a LoRA adapter folder fine-tuned on --checkpoint")
+    parser.add_argument("--head", choices=("span", "generate"),
+                        help="span (best span of the context) or generate (greedy answer); "
+                             "default: the head a QA model folder holds, else generate")
     parser.add_argument("--qa-file", required=True, help="JSONL of {context, question, answers}")
     parser.add_argument("--limit", type=int, help="evaluate the first N questions only")
     parser.add_argument("--backend", choices=("numpy", "mlx"), default="mlx", help="mlx (default)")
     parser.add_argument("--answer-tokens", type=int, default=ANSWER_TOKENS,
-                        help=f"most tokens generated per answer ({ANSWER_TOKENS})")
+                        help=f"most tokens per answer, generated or in a span ({ANSWER_TOKENS})")
     parser.add_argument("--batch-size", type=int, default=32, help="questions per forward pass")
 
 
@@ -187,7 +191,30 @@ def load_model(checkpoint, adapter=None, backend="mlx"):
 def run(args) -> dict:
     if args.limit is not None:
         check_range("limit", args.limit, 1, kind=int)
+    from spike_lib.train import span_qa
+    from spike_lib.train.qa_baselines import score
+
     records = load_qa_file(args.qa_file, args.limit)
-    model, tok = load_model(args.checkpoint, args.adapter, args.backend)
-    res = evaluate_qa(model, tok, records, args.answer_tokens, args.batch_size)
-    return {k: res[k] for k in ("exact_match", "f1", "n")}
+    if span_qa.is_qa_folder(args.checkpoint):
+        if args.adapter:
+            raise ValueError(f"{args.checkpoint} is a QA model folder that holds its own "
+                             "adapter: drop --adapter")
+        model, tok, info = span_qa.load_qa_model(args.checkpoint, args.backend)
+        head = info["head"]
+        if args.head not in (None, head):
+            raise ValueError(f"{args.checkpoint} holds a {head} head, not a {args.head} head: "
+                             f"drop --head or pass --head {head}")
+    else:
+        head = args.head or "generate"
+        if head == "span":
+            raise ValueError(f"--head span needs a QA model folder with a trained span head "
+                             f"(qa.json + head.npz, e.g. data/checkpoints/book-qa); "
+                             f"{args.checkpoint} is a plain checkpoint: use --head generate")
+        model, tok = load_model(args.checkpoint, args.adapter, args.backend)
+    if head == "span":
+        res = span_qa.evaluate_span(model, tok, records, args.answer_tokens, args.batch_size)
+    else:
+        res = evaluate_qa(model, tok, records, args.answer_tokens, args.batch_size)
+    per_type = score(res["predictions"], records)["per_type"]
+    return {**{k: res[k] for k in ("exact_match", "f1", "n")}, "head": head,
+            "exact_match_by_type": {t: round(v["exact_match"], 1) for t, v in per_type.items()}}
