@@ -187,3 +187,32 @@ def test_save_load_and_bad_files(tmp_path):
         load_tokenizer(path)
     with pytest.raises(ValueError, match="does not exist"):
         WordPieceTokenizer.from_vocab_file(tmp_path / "none.txt")
+
+
+@pytest.mark.parametrize("name, tokens, roundtrip", [
+    ("bert-cased", 3, False),  # Hello , world: the space before "," appears on decode
+    ("bert-chinese", 3, False),  # lowercased: hello , world
+    ("wordpiece", None, False),
+])
+def test_tokenize_cli_reports_roundtrip(tmp_path, capsys, name, tokens, roundtrip):
+    from spike_lib.cli import main
+
+    path = tmp_path / "t.txt"
+    path.write_text("Hello, world", encoding="utf-8")
+    assert main(["tokenize", "--tokenizer", name, "--text-file", str(path), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(res) == {"tokens", "chars_per_token", "fallback_fraction", "roundtrip"}
+    n = len(get_tokenizer(name).encode("Hello, world"))
+    assert res["tokens"] == (tokens or n) and res["chars_per_token"] == 12 / res["tokens"]
+    assert res["roundtrip"] is roundtrip and res["fallback_fraction"] == 0.0
+
+
+def test_tokenize_cli_unk_is_the_fallback(tmp_path, capsys):
+    from spike_lib.cli import main
+
+    path = tmp_path / "t.txt"
+    path.write_text("a b 😀", encoding="utf-8")  # the emoji is not in BERT's cased vocabulary
+    assert main(["tokenize", "--tokenizer", "bert-cased", "--text-file", str(path), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res == {"tokens": 3, "chars_per_token": 5 / 3, "fallback_fraction": 1 / 3,
+                   "roundtrip": False}

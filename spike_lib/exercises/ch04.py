@@ -80,3 +80,22 @@ def check_bpe_encode(fn):
             _fail(f"BPE ids of {piece!r}", got, want)
     print("correct: your encoder agrees with BPETokenizer.encode")
     return True
+
+
+
+def check_bert_words(fn):
+    """fn(text) -> BERT's basic-tokenizer words (cased): split on whitespace, then every
+    punctuation character (ASCII 33-47, 58-64, 91-96, 123-126 or Unicode category P*) and every
+    CJK ideograph (U+4E00-U+9FFF in these texts) is a word of its own."""
+    from spike_lib.tokenizers.wordpiece import basic_tokenize
+
+    texts = ["", "Hello, World!", "  spaces\tand\nnewlines  ", "don't stop--ever...",
+             "$5^2 `x` 3.14 a_b", "naïve «café» ¿qué?", "脉冲神经网络用spikes传递信息。",
+             "U.S.A. (1776)", "e-mail: a@b.c #tag ~home"]
+    for text in texts:
+        want = basic_tokenize(text)
+        got = fn(text)
+        if list(got) != want:
+            _fail(f"words of {text!r}", got, want)
+    print("correct: e.g.", fn("脉冲spikes, 3.14!"))
+    return True
