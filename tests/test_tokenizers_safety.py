@@ -97,3 +97,13 @@ def test_json_list_instead_of_object(tmp_path):
     path.write_text("[]")
     with pytest.raises(ValueError, match=r"holds a JSON list, expected an object"):
         load_tokenizer(path)
+
+
+def test_vocab_size_must_match_the_model(tmp_path):
+    path = tmp_path / "tok.json"
+    BPETokenizer.train("ab ab ab", vocab_size=300).save(path)  # 256 + 2 merges + 1 = 259 tokens
+    assert load_tokenizer(path, vocab_size=259).vocab_size == 259
+    with pytest.raises(ValueError, match=r"has 259 tokens but the model's vocab_size is 512") \
+            as err:
+        load_tokenizer(path, vocab_size=512)
+    assert str(path) in str(err.value)

@@ -58,11 +58,21 @@ def get_tokenizer(name: str, train_text=None, **kwargs) -> Tokenizer:
     return cls.load(path)
 
 
-def load_tokenizer(path) -> Tokenizer:
-    """Load any tokenizer saved with .save(path) (JSON; the 'type' field picks the class)."""
+def load_tokenizer(path, vocab_size=None) -> Tokenizer:
+    """Load any tokenizer saved with .save(path) (JSON; the 'type' field picks the class).
+
+    vocab_size: the size the model reading it was built for (a checkpoint's config); a tokenizer
+    of another size is refused here rather than failing mid-generation."""
     data = read_json(path)
     check_choice(f"type in {path}", data["type"], list(TOKENIZERS))
-    return TOKENIZERS[data["type"]].from_state(data, path)
+    tok = TOKENIZERS[data["type"]].from_state(data, path)
+    if vocab_size is not None and tok.vocab_size != vocab_size:
+        raise ValueError(
+            f"tokenizer file {path} has {tok.vocab_size:,} tokens but the model's vocab_size is "
+            f"{vocab_size:,}: the checkpoint holds a tokenizer from another run; copy the "
+            "tokenizer.json saved with these weights"
+        )
+    return tok
 
 
 def build_shipped_tokenizers(text=None, out_dir=DATA_DIR, num_syllables=2000) -> dict:
