@@ -113,3 +113,32 @@ def test_question_longer_than_the_window_is_a_clear_error():
     rec = {**RECS[0], "question": "why " * 20}
     with pytest.raises(ValueError, match="no room is left for the context; shorten the question"):
         span.encode_span_example(TOK, rec, CFG.block_size)
+
+
+def test_finetune_head_span_writes_a_qa_folder_that_qa_eval_reads(base_dir, tmp_path):
+    qa_file = tmp_path / "q.jsonl"
+    qa_file.write_text("".join(json.dumps(r) + "\n" for r in RECS))
+    args = SimpleNamespace(checkpoint=str(base_dir), method="lora", freeze_layers=None, rank=2,
+                           alpha=4.0, targets="attn", seed=0, backend="numpy", window=3,
+                           train_file=str(qa_file), val_file=str(qa_file), val_questions=4,
+                           steps=4, epochs=2.0, batch_size=2, lr=1e-2, warmup=1, eval_every=2,
+                           out=str(tmp_path / "qa"))
+    res = span_qa.run_finetune(args)
+    assert res["steps"] == 4  # 2 epochs of 4 examples in batches of 2
+    info = span_qa.read_qa_config(tmp_path / "qa")
+    assert info["head"] == "span" and info["strategy"] == "lora" and info["val"]["step"] == 4
+    log = [json.loads(x) for x in (tmp_path / "qa" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "exact_match" in r] == [2, 4]
+    out = qa_eval.run(SimpleNamespace(checkpoint=str(tmp_path / "qa"), adapter=None, head=None,
+                                      qa_file=str(qa_file), limit=None, backend="numpy",
+                                      answer_tokens=16, batch_size=8))
+    assert out["n"] == 4 and out["head"] == "span"
+
+
+def test_answer_widget_html_marks_the_span():
+    from spike_lib.ui.qa_widget import answer_html
+
+    html = answer_html("a <b> c", 2, 5, "Q?", "<b>")
+    assert '<mark style="background:#ffd54f">&lt;b&gt;</mark>' in html and "<b>A:</b> &lt;b&gt;" in html
+    with pytest.raises(ValueError, match="outside the context"):
+        answer_html("abc", 2, 9)

@@ -204,11 +204,13 @@ def finetune_span(model, tok, examples, trainable, steps=100, batch_size=16, lr=
 
 
 # ---------------------------------------------------------------- the QA model folder
-def save_qa_model(path, model, tok, base_folder, head="span", strategy="lora", meta=None) -> Path:
+def save_qa_model(path, model, tok, base_folder, head="span", strategy="lora", meta=None,
+                  extra_files=None) -> Path:
     """Write a QA model folder atomically (spike_lib.train.checkpoint.atomic_folder).
 
     model: a SpanQA (head "span") or a SpikeLLM (head "generate"). A LoRA strategy saves only
     the adapter (the base is named by its path and fingerprint); full and freeze save weights.
+    extra_files: {file name: text} written into the folder too (a training log, a README).
     """
     from spike_lib.numpy_impl.lora import adapter_state_dict, fingerprint
     from spike_lib.train.checkpoint import atomic_folder, save_checkpoint
@@ -231,6 +233,8 @@ def save_qa_model(path, model, tok, base_folder, head="span", strategy="lora", m
         if head == "span":
             with open(tmp / HEAD_WEIGHTS, "wb") as f:
                 np.savez(f, W=np.array(model.state_dict()["head.W"]))
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
         (tmp / QA_CONFIG).write_text(json.dumps(info, indent=1, sort_keys=True), encoding="utf-8")
     return Path(path)
 
@@ -311,3 +315,72 @@ def _load_mlx(model, state):
     model.load_weights([(k, mx.array(v)) for k, v in state.items()])
     mx.eval(model.parameters())
     return model
+
+
+# ---------------------------------------------------------------- `finetune --head span`
+def cpu_name() -> str:
+    """The CPU model and core count (from /proc/cpuinfo on Linux), recorded beside timings."""
+    import os
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            name = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
+def add_span_arguments(parser) -> None:
+    """The options `python -m spike_lib finetune` adds for the span head."""
+    parser.add_argument("--head", choices=HEADS, default="generate",
+                        help="generate (write the answer, chapter 9) or span (point at it, 9b)")
+    parser.add_argument("--epochs", type=float,
+                        help="span: passes over the training set (sets --steps)")
+    parser.add_argument("--window", type=int, default=3, choices=(1, 3),
+                        help="span: hidden states per logit, h_i or h_(i-1), h_i, h_(i+1) (3)")
+    parser.add_argument("--val-file", help="span: JSONL scored every --eval-every steps "
+                        "(data/qa/val.jsonl)")
+    parser.add_argument("--val-questions", type=int, default=200,
+                        help="span: a fixed sample of this many validation questions (200)")
+    parser.add_argument("--eval-every", type=int, default=75,
+                        help="span: steps between validation scores (75; 0: only at the end)")
+
+
+def run_finetune(args) -> dict:
+    """`finetune --head span`: fine-tune a SpanQA on --train-file and write a QA model folder."""
+    import sys
+
+    from spike_lib.data.qa import QA_DIR
+    from spike_lib.numpy_impl.lora import expand_targets
+    from spike_lib.train.finetune import DEFAULT_LR, load_base, load_qa_file, setup_strategy
+    from spike_lib.train.qa_baselines import test_sample
+
+    model, tok, folder = load_base(args.checkpoint, args.backend)
+    names = setup_strategy(model, args.method, args.freeze_layers, args.rank, args.alpha,
+                           expand_targets(args.targets), np.random.default_rng(args.seed))
+    qa = build_span_model(model, args.window)
+    trainable = span_trainable(qa, names)
+    examples, counts = encode_span_examples(tok, load_qa_file(args.train_file),
+                                            model.cfg.block_size)
+    steps = args.steps if args.epochs is None else max(1, int(args.epochs * len(examples)
+                                                             / args.batch_size))
+    val = test_sample(load_qa_file(args.val_file or QA_DIR / "val.jsonl"), args.val_questions)
+    log_lines = []
+
+    def log(rec):
+        log_lines.append(json.dumps(rec))
+        print(json.dumps(rec), file=sys.stderr, flush=True)
+
+    lr = DEFAULT_LR[args.method] if args.lr is None else args.lr
+    hist = finetune_span(qa, tok, examples, trainable, steps, args.batch_size, lr, args.warmup,
+                         seed=args.seed, val_records=val, eval_every=args.eval_every, log=log)
+    meta = {"command": "python -m spike_lib " + " ".join(sys.argv[1:]), "steps": steps,
+            "lr": lr, "batch_size": args.batch_size, "epochs": steps * args.batch_size / len(examples),
+            "train_seconds": hist["seconds"], "cpu": cpu_name(),
+            "val": hist["evals"][-1], **counts}
+    save_qa_model(args.out, qa, tok, folder, "span", args.method, meta=meta,
+                  extra_files={"train_log.jsonl": "\n".join(log_lines) + "\n"})
+    return {**{k: hist["evals"][-1][k] for k in ("exact_match", "f1", "answer_loss")},
+            "steps": steps, "seconds": hist["seconds"], "out": str(args.out)}
