@@ -75,6 +75,8 @@ def test_replacements_differ_and_come_from_the_windows(rng):
     rows = rng.integers(0, 3, (5, 6))
     repl = replacements(rows, rng)
     assert np.all(repl != rows) and set(repl.ravel()) <= set(rows.ravel())
+    uni = replacements(rows, rng, vocab_size=50)
+    assert np.all(uni != rows) and uni.max() < 50 and np.unique(uni).size > 3
     with pytest.raises(ValueError, match="one distinct token"):
         replacements(np.zeros((2, 3), int), rng)
 
@@ -127,6 +129,8 @@ def test_gate_of_causal_sdsa_with_one_timestep_only_turns_on(rng):
     g = model.modules["blocks.0"].modules["attn"].modules["attn_lif"].last_spk  # (1, 3, H, L, hd)
     dead = ~(g > 0.5).any(axis=(0, 1, 3))
     assert stats["blocks.0.attn"]["dead"] == pytest.approx(dead.mean())
+    for s in stats.values():  # K AND V >= 1 crosses the threshold 0.5: dead gate = dead K AND V
+        assert s["dead"] == s["dead_inputs"]["kv"]
 
 
 def test_one_token_of_context_by_hand(rng):

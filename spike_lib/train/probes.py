@@ -88,20 +88,22 @@ def eval_windows(ids, block_size, n_windows):
     return ids[np.arange(n)[:, None] * block_size + np.arange(block_size)]
 
 
-def replacements(rows, rng):
-    """A token for every entry of rows, drawn from the tokens of rows and never equal to it."""
-    pool = rows.ravel()
+def replacements(rows, rng, vocab_size=None):
+    """A token for every entry of rows, never equal to it: drawn from the tokens of rows (their
+    unigram distribution), or uniformly from range(vocab_size) when vocab_size is given."""
+    pool = rows.ravel() if vocab_size is None else np.arange(vocab_size)
     if np.unique(pool).size < 2:
-        raise ValueError("the windows hold one distinct token: nothing to replace it with")
+        raise ValueError("there is one distinct token: nothing to replace it with")
     out = pool[rng.integers(0, pool.size, rows.shape)]
     while np.any(same := out == rows):
         out[same] = pool[rng.integers(0, pool.size, int(same.sum()))]
     return out
 
 
-def perturbation_kl(model, rows, positions=None, rng=None) -> dict:
+def perturbation_kl(model, rows, positions=None, rng=None, replace="text") -> dict:
     """Mean KL(p || p') in nats of the next-token distribution at position j + 1 when input
-    token j is replaced (by another token of the windows), for each j in positions.
+    token j is replaced, for each j in positions: by another token of the windows
+    (replace="text") or by a uniformly drawn token of the vocabulary (replace="uniform").
 
     rows: (B, L) windows. p is the model's distribution at j + 1 on the original window, p' on
     the changed one (only the first j + 2 tokens are run: the model is causal). A model that
@@ -113,8 +115,11 @@ def perturbation_kl(model, rows, positions=None, rng=None) -> dict:
     positions = np.arange(n_tok - 1) if positions is None else np.asarray(positions)
     if positions.size and (positions.min() < 0 or positions.max() > n_tok - 2):
         raise ValueError(f"positions must lie in [0, {n_tok - 2}] for windows of {n_tok} tokens")
+    from spike_lib.core.config import check_choice
+
+    check_choice("replace", replace, ["text", "uniform"])
     model.train(False)
-    repl = replacements(rows, rng)
+    repl = replacements(rows, rng, None if replace == "text" else model.cfg.vocab_size)
     lp = log_softmax(np.asarray(model(rows), dtype=np.float64))  # (B, L, V)
     kls = []
     for j in positions:
@@ -123,7 +128,7 @@ def perturbation_kl(model, rows, positions=None, rng=None) -> dict:
         lq = log_softmax(np.asarray(model(x), dtype=np.float64))[:, j + 1]
         p = lp[:, j + 1]
         kls.append(float((np.exp(p) * (p - lq)).sum(axis=-1).mean()))
-    return {"position": positions.tolist(), "kl": kls}
+    return {"position": positions.tolist(), "kl": kls, "replace": replace}
 
 
 def _gates(model):
@@ -146,6 +151,16 @@ def _gates(model):
     return out
 
 
+def _dead_inputs(mod) -> dict:
+    """Fraction of channels of Q, K, V and K AND V that never spiked in the last forward pass."""
+    spk = {n: getattr(mod.modules.get(f"{n}_lif"), "last_spk", None) for n in "qkv"}
+    if any(v is None for v in spk.values()):
+        return {}
+    spk["kv"] = spk["k"] * spk["v"]
+    return {n: float((~(a > GATE_ON).any(axis=tuple(range(a.ndim - 1)))).mean())
+            for n, a in spk.items()}
+
+
 def gate_statistics(model, rows) -> dict:
     """How the attention gate SN(sum_{l' <= l} K AND V) moves along the positions of rows.
 
@@ -154,7 +169,8 @@ def gate_statistics(model, rows) -> dict:
     state differs from the position before (positions 1 .. L-1); `dead`, the fraction of channels
     never on at any timestep, window or position; `saturated_from`, the first position after
     which fewer than SATURATED of the entries change (None if none); `mean_abs_change`, the mean
-    |g[l] - g[l - 1]| (the twin's smooth gate moves without flipping).
+    |g[l] - g[l - 1]| (the twin's smooth gate moves without flipping); `dead_inputs`, the
+    fraction of channels of Q, K, V and K AND V that never fire (spiking models).
     """
     model.train(False)
     model(np.asarray(rows))
@@ -162,6 +178,7 @@ def gate_statistics(model, rows) -> dict:
     if not gates:
         raise ValueError("the model has no SDSA gate to inspect (softmax attention has none)")
     blocks = {}
+    mods = dict(model.named_modules())
     for name, g in gates.items():
         on = g > GATE_ON  # (T, B, L, D)
         changed = (on[:, :, 1:] != on[:, :, :-1]).mean(axis=(0, 1, 3))  # (L - 1,)
@@ -173,6 +190,7 @@ def gate_statistics(model, rows) -> dict:
             "mean_abs_change": np.abs(np.diff(g, axis=2)).mean(axis=(0, 1, 3)).tolist(),
             "dead": float((~on.any(axis=(0, 1, 2))).mean()),
             "saturated_from": sat if sat < g.shape[2] else None,
+            "dead_inputs": _dead_inputs(mods[name]),
         }
     return blocks
 
