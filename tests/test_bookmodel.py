@@ -10,7 +10,7 @@ import pytest
 
 from spike_lib.train import bookmodel, runs
 from spike_lib.train.checkpoint import save_checkpoint
-from spike_lib.cli.cmd_eval import evaluate_text
+from spike_lib.train.evaluation import evaluate_text
 from spike_lib.core.config import Config
 from spike_lib.core.energy import linear_flops
 from spike_lib.numpy_impl.model import SpikeLLM

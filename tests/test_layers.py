@@ -1,141 +1,128 @@
-"""Linear, Embedding, LayerNorm, GELU, Dropout and cross_entropy: hand values and gradient checks."""
+"""One-way layers: every spike_lib import goes down a layer (or stays in its own), never across
+between the two backends. Read from the source with `ast`, module-level and function-level
+imports alike, relative imports resolved.
 
-import math
+    1 core  <-  2 data, tokenizers  <-  3 numpy_impl | mlx_impl  <-  4 train  <-  5 ui  <-  6 cli
+Exercises may import anything. Taught in: book/how_to_use.md (The library)
+"""
 
-import numpy as np
-import pytest
+import ast
+import textwrap
+from pathlib import Path
 
-from spike_lib.core.gradcheck import numerical_grad
-from spike_lib.numpy_impl.layers import (
-    GELU,
-    Dropout,
-    Embedding,
-    LayerNorm,
-    Linear,
-    cross_entropy,
-    softmax,
-)
-
-
-def close(mine, ref, tol=1e-6):
-    """max |mine - ref| relative to the largest |ref| (at least 0.01: exact-zero grads pass)."""
-    mine, ref = np.asarray(mine), np.asarray(ref)
-    return float(np.abs(mine - ref).max() / max(np.abs(ref).max(), 1e-2)) < tol
+PKG = Path(__file__).resolve().parents[1] / "spike_lib"
+LAYERS = {"": 1, "core": 1, "data": 2, "tokenizers": 2, "numpy_impl": 3, "mlx_impl": 3,
+          "train": 4, "ui": 5, "cli": 6, "__main__": 6, "exercises": 7}
+BACKENDS = {"numpy_impl", "mlx_impl"}
 
 
-def gradcheck(module, x, rng):
-    """Backward of L = sum(forward(x) * dout) vs central differences, for x and every param."""
-    dout = rng.standard_normal(module.forward(x).shape)
-    module.zero_grad()
-    dx = module.backward(dout)
-
-    def f():
-        return float(np.sum(module.forward(x) * dout))
-
-    assert close(dx, numerical_grad(f, x)), "dx disagrees with finite differences"
-    for name, p, g in module.named_parameters():
-        assert close(g.copy(), numerical_grad(f, p)), f"d{name} disagrees with finite differences"
+def module_name(path, root):
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def test_linear_hand_values():
-    lin = Linear(2, 2, np.random.default_rng(0))
-    lin.params["W"][...] = [[1.0, 2.0], [3.0, 4.0]]
-    lin.params["b"][...] = [0.5, -0.5]
-    y = lin(np.array([[1.0, 1.0], [2.0, 0.0]], dtype=np.float32))
-    assert np.allclose(y, [[4.5, 5.5], [2.5, 3.5]])
-    dx = lin.backward(np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32))
-    assert np.allclose(dx, [[1.0, 3.0], [2.0, 4.0]])  # dy W^T
-    assert np.allclose(lin.grads["W"], [[1.0, 2.0], [1.0, 0.0]])  # x^T dy
-    assert np.allclose(lin.grads["b"], [1.0, 1.0])
-    assert lin.flops(n_tokens=3) == 12
+def part_of(module):
+    """The top-level part of spike_lib a module belongs to ("" for the package itself)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
 
 
-def test_linear_any_leading_dims_and_gradcheck(rng):
-    lin = Linear(5, 3, rng).astype(np.float64)
-    x = rng.standard_normal((2, 3, 4, 5))  # (T, B, L, D)
-    assert lin(x).shape == (2, 3, 4, 3)
-    gradcheck(lin, x, rng)
-    nobias = Linear(5, 3, rng, bias=False)
-    assert set(nobias.params) == {"W"}
+def imports_of(path, root):
+    """(line, imported module) for every import of the package in one file, any depth."""
+    name = module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    top = root.name
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from .x import y, from .. import z
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            for alias in node.names:  # `from pkg import module` imports that module
+                sub = f"{base}.{alias.name}".replace(".", "/")
+                is_module = (root.parent / f"{sub}.py").exists() or (root.parent / sub).is_dir()
+                found.append((node.lineno, f"{base}.{alias.name}" if is_module else base))
+    ours = [(line, mod) for line, mod in found if mod == top or mod.startswith(top + ".")]
+    return sorted(set(ours))
 
 
-def test_linear_init_scale_and_errors():
-    lin = Linear(400, 300, np.random.default_rng(0), gain=2.0)
-    assert abs(lin.params["W"].std() - 2.0 / 20.0) < 0.002  # gain / sqrt(n_in)
-    with pytest.raises(TypeError, match="numpy Generator"):
-        Linear(3, 3, rng=0)
-    with pytest.raises(ValueError, match="last dim 3"):
-        Linear(3, 3, np.random.default_rng(0))(np.ones((2, 4)))
-    with pytest.raises(ValueError, match="n_in"):
-        Linear(0, 3, np.random.default_rng(0))
+def layer_violations(root=PKG):
+    """'file:line: a imports b: rule' for every import that goes up a layer or across backends."""
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        src = part_of(module_name(path, root))
+        if src not in LAYERS:
+            bad.append(f"{path.relative_to(root.parent)}:1: {src!r} is in no layer: add it to "
+                       "LAYERS in tests/test_layers.py and to book/how_to_use.md")
+            continue
+        for line, target in imports_of(path, root):
+            dst = part_of(target)
+            where = f"{path.relative_to(root.parent)}:{line}: imports {target}"
+            if dst not in LAYERS:
+                bad.append(f"{where}: {dst!r} is in no layer")
+            elif src in BACKENDS and dst in BACKENDS and src != dst:
+                bad.append(f"{where}: a backend never imports the other backend (share it via "
+                           "core)")
+            elif LAYERS[dst] > LAYERS[src]:
+                bad.append(f"{where}: layer {LAYERS[src]} ({src or 'spike_lib'}) must not import "
+                           f"layer {LAYERS[dst]} ({dst}); move the shared code down or pass it in")
+    return bad
 
 
-def test_embedding_lookup_and_scatter_add():
-    emb = Embedding(4, 2, np.random.default_rng(0))
-    emb.params["W"][...] = np.arange(8).reshape(4, 2)
-    idx = np.array([[1, 3, 1]])
-    assert np.array_equal(emb(idx), [[[2, 3], [6, 7], [2, 3]]])
-    assert emb.backward(np.ones((1, 3, 2), dtype=np.float32)) is None
-    assert np.array_equal(emb.grads["W"], [[0, 0], [2, 2], [0, 0], [1, 1]])  # row 1 read twice
-    with pytest.raises(ValueError, match="out of range"):
-        emb(np.array([4]))
-    with pytest.raises(ValueError, match="integer"):
-        emb(np.array([0.5]))
+def write_tree(root, files):
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
 
 
-def test_layernorm_hand_values_and_gradcheck(rng):
-    ln = LayerNorm(3, eps=1e-12)
-    y = ln(np.array([1.0, 2.0, 3.0]))
-    assert np.allclose(y, [-math.sqrt(1.5), 0.0, math.sqrt(1.5)])  # var = 2/3
-    ln = LayerNorm(6).astype(np.float64)
-    ln.params["gamma"][...] = rng.standard_normal(6)
-    ln.params["beta"][...] = rng.standard_normal(6)
-    gradcheck(ln, rng.standard_normal((2, 3, 6)), rng)
+def test_a_planted_upward_or_sideways_import_is_reported_with_file_line_and_rule(tmp_path):
+    root = tmp_path / "spike_lib"
+    write_tree(root, {
+        "__init__.py": "",
+        "core/__init__.py": "", "train/__init__.py": "", "cli/__init__.py": "",
+        "numpy_impl/__init__.py": "", "mlx_impl/__init__.py": "", "ui/__init__.py": "",
+        "core/config.py": """\
+            import os
+
+            def check():
+                from spike_lib.train import registry  # lazy, still upward
+                return registry
+            """,
+        "train/registry.py": "from ..core import config\n",  # down: fine
+        "train/runs.py": "from . import registry\nfrom spike_lib.cli import main\n",
+        "mlx_impl/model.py": "x = 1\n\n\nfrom spike_lib.numpy_impl.model import SpikeLLM\n",
+        "numpy_impl/model.py": "from spike_lib.core.config import check\n",
+        "ui/plot.py": "import spike_lib.train.runs\n",  # down: fine
+        "cli/__init__.py": "def main():\n    from spike_lib.ui import plot\n",  # down: fine
+        "odd/thing.py": "",
+    })
+    bad = layer_violations(root)
+    assert bad == [
+        "spike_lib/core/config.py:4: imports spike_lib.train.registry: layer 1 (core) must not "
+        "import layer 4 (train); move the shared code down or pass it in",
+        "spike_lib/mlx_impl/model.py:4: imports spike_lib.numpy_impl.model: a backend never "
+        "imports the other backend (share it via core)",
+        "spike_lib/odd/thing.py:1: 'odd' is in no layer: add it to LAYERS in tests/test_layers.py "
+        "and to book/how_to_use.md",
+        "spike_lib/train/runs.py:2: imports spike_lib.cli: layer 4 (train) must not import "
+        "layer 6 (cli); move the shared code down or pass it in",
+    ]
 
 
-def test_gelu_values_and_gradcheck(rng):
-    g = GELU()
-    y = g(np.array([0.0, 1.0, -1.0]))
-    assert np.allclose(y, [0.0, 0.8411919906, -0.1588080094])  # tanh form
-    gradcheck(GELU(), rng.standard_normal((3, 4)) * 2, rng)
+def test_relative_imports_resolve_to_their_module(tmp_path):
+    root = tmp_path / "spike_lib"
+    write_tree(root, {"__init__.py": "", "core/__init__.py": "from . import sub\n",
+                      "core/sub.py": "from .. import data\nfrom ..data.x import y\n",
+                      "data/__init__.py": "", "data/x.py": ""})
+    assert imports_of(root / "core/__init__.py", root) == [(1, "spike_lib.core.sub")]
+    assert imports_of(root / "core/sub.py", root) == [(1, "spike_lib.data"), (2, "spike_lib.data.x")]
+    assert len(layer_violations(root)) == 2  # core -> data twice
 
 
-def test_dropout_train_and_eval():
-    drop = Dropout(0.5, np.random.default_rng(0))
-    x = np.ones((1000,), dtype=np.float32)
-    y = drop(x)
-    assert set(np.unique(y)) == {0.0, 2.0}  # kept units are scaled by 1 / (1 - p)
-    assert np.array_equal(drop.backward(x), y)
-    drop.training = False
-    assert np.array_equal(drop(x), x)
-    with pytest.raises(ValueError, match="p < 1"):
-        Dropout(1.0, np.random.default_rng(0))
-
-
-def test_cross_entropy_hand_values():
-    loss, dz = cross_entropy(np.zeros((2, 4)), np.array([1, 3]))
-    assert math.isclose(loss, math.log(4))  # uniform over 4 classes
-    expected = np.full((2, 4), 0.25 / 2)
-    expected[0, 1] -= 0.5
-    expected[1, 3] -= 0.5
-    assert np.allclose(dz, expected)  # (softmax - onehot) / N
-
-
-def test_cross_entropy_gradcheck_and_ignore(rng):
-    z = rng.standard_normal((2, 3, 5))
-    t = np.array([[0, 2, -1], [4, -1, 1]])
-    loss, dz = cross_entropy(z, t, ignore_index=-1)
-    keep = t != -1
-    logp = np.log(softmax(z))
-    assert math.isclose(loss, -np.mean(np.take_along_axis(logp, np.where(keep, t, 0)[..., None],
-                                                          -1)[..., 0][keep]))
-    assert np.all(dz[~keep] == 0)
-    num = numerical_grad(lambda: cross_entropy(z, t, ignore_index=-1)[0], z)
-    assert close(dz, num)
-
-
-def test_cross_entropy_bad_inputs():
-    with pytest.raises(ValueError, match="shape of logits"):
-        cross_entropy(np.zeros((2, 4)), np.array([1, 2, 3]))
-    with pytest.raises(ValueError, match=r"\[0, 3\]"):
-        cross_entropy(np.zeros((2, 4)), np.array([1, 4]))
+def test_spike_lib_imports_only_downwards():
+    bad = layer_violations()
+    assert not bad, "imports that break the layers:\n" + "\n".join(bad)

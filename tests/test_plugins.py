@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from spike_lib.core import plugins
 from spike_lib.train import plugin_checks, registry
 from spike_lib.core.config import Config
 from spike_lib.train.registry import PluginError
@@ -46,10 +47,10 @@ def write_dist_info(folder, name, eps):
 
 @pytest.fixture(autouse=True)
 def clean(monkeypatch):
-    monkeypatch.setattr(registry, "_TABLE", {k: dict(v) for k, v in registry._TABLE.items()})
+    monkeypatch.setattr(plugins, "_TABLE", {k: dict(v) for k, v in plugins._TABLE.items()})
     # discovery is the point here: a shorter smoke run (test_registry runs the full gates)
     monkeypatch.setattr(plugin_checks, "SMOKE_STEPS", 12)
-    monkeypatch.setattr(registry, "_DISCOVERED", [])
+    monkeypatch.setattr(plugins, "_DISCOVERED", [])
     for mod in [m for m in sys.modules if m.split(".")[0] in ("spike_plugin_example", "broken")]:
         monkeypatch.delitem(sys.modules, mod)
 
@@ -100,9 +101,9 @@ def test_discover_validates_and_registers_every_plugin(installed, full_validatio
 
 
 def test_an_unknown_name_searches_the_entry_points_once(installed):
-    assert registry._DISCOVERED == []
+    assert plugins._DISCOVERED == []
     cfg = Config.tiny(neuron="alif")  # no explicit discover(): the miss triggers it
-    assert cfg.neuron == "alif" and registry._DISCOVERED == [True]
+    assert cfg.neuron == "alif" and plugins._DISCOVERED == [True]
 
 
 def test_the_mlx_port_named_by_the_plugin_is_checked_and_used(installed):
@@ -110,7 +111,7 @@ def test_the_mlx_port_named_by_the_plugin_is_checked_and_used(installed):
     from spike_lib.mlx_impl.model import SpikeLLM
 
     registry.discover()
-    assert registry._TABLE["neuron"]["alif"]["mlx"] == "spike_plugin_example.mlx_neurons:AdaptiveLIF"
+    assert plugins._TABLE["neuron"]["alif"]["mlx"] == "spike_plugin_example.mlx_neurons:AdaptiveLIF"
     model = SpikeLLM(Config.tiny(neuron="alif"))
     assert type(model.blocks[0].sn1).__module__ == "spike_plugin_example.mlx_neurons"
 
@@ -123,7 +124,7 @@ def test_discovery_from_folders_without_touching_sys_path(tmp_path):
     assert (info / "entry_points.txt").read_text().startswith("[spike_lib.neurons]\nalif = ")
     report = registry.discover(path=[tmp_path, FIXTURE])
     assert len(report["loaded"]) == 4 and report["failed"] == []
-    assert sys.path == before and registry._DISCOVERED == []
+    assert sys.path == before and plugins._DISCOVERED == []
     assert registry.get("neuron", "alif").__name__ == "AdaptiveLIF"
 
 

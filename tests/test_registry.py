@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spike_lib.core import plugins
 from spike_lib.train import registry
 from spike_lib.core.config import Config
 from spike_lib.numpy_impl.neurons import LIF
@@ -18,8 +19,8 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "spike_plugin_example"
 @pytest.fixture(autouse=True)
 def clean_registry(monkeypatch):
     """Every test starts from the built-ins and leaves them so; no entry-point search."""
-    monkeypatch.setattr(registry, "_TABLE", {k: dict(v) for k, v in registry._TABLE.items()})
-    monkeypatch.setattr(registry, "_DISCOVERED", [True])
+    monkeypatch.setattr(plugins, "_TABLE", {k: dict(v) for k, v in plugins._TABLE.items()})
+    monkeypatch.setattr(plugins, "_DISCOVERED", [True])
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def example(monkeypatch):
 
 def test_builtins_are_listed_and_cannot_be_replaced_or_removed():
     assert registry.names("neuron") == ["lif"]
-    assert registry.names("attention") == ["sdsa", "softmax"]
+    assert registry.names("attention") == sorted(["sdsa", "softmax", *registry.CONTEXT_ATTENTIONS])
     assert {"char", "bpe", "syllable", "gpt2"} <= set(registry.names("tokenizer"))
     assert registry.names("dataset") == ["corpus"]
     assert registry.get("neuron", "lif") is LIF
@@ -210,7 +211,7 @@ def wrong_width(cfg, rng):
 def test_a_broken_attention_is_rejected(factory, pattern):
     with pytest.raises(PluginError, match=pattern):
         registry.register_attention("broken", factory)
-    assert registry.names("attention") == ["sdsa", "softmax"]
+    assert registry.names("attention") == sorted(["sdsa", "softmax", *registry.CONTEXT_ATTENTIONS])
 
 
 # -- MLX ports -----------------------------------------------------------------------------------

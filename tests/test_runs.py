@@ -10,11 +10,12 @@ import time
 import numpy as np
 import pytest
 
-from spike_lib.train import checkpoint, runs
+from spike_lib.core import atomic, checkpoint_format
 from spike_lib.data.corpus import load_corpus
 from spike_lib.numpy_impl.optim import cosine_lr
 from spike_lib.numpy_impl.train import TrainingDiverged
 from spike_lib.tokenizers import get_tokenizer
+from spike_lib.train import checkpoint, runs
 
 KW = {"steps": 8, "eval_every": 4, "ckpt_every": 4, "batch_size": 4, "val_tokens": 128,
       "warmup": 2}
@@ -130,7 +131,7 @@ def test_missing_tokenizer_file_is_a_clear_error_and_makes_no_folder(tmp_path, d
     with pytest.raises(ValueError, match=r"tokenizer file .*missing\.json does not exist"):
         runs.train_run(out, tokenizer=str(tmp_path / "missing.json"), **docs, **KW)
     with pytest.raises(ValueError, match="neither a tokenizer name"):
-        runs.train_run(out, tokenizer="wordpiece", **docs, **KW)
+        runs.train_run(out, tokenizer="no_such_tokenizer", **docs, **KW)
     assert not out.exists()
 
 
@@ -168,11 +169,11 @@ def test_disk_full_keeps_the_last_good_checkpoint(tmp_path, docs, straight, monk
             raise OSError(28, "No space left on device")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(checkpoint.np, "savez", savez)
+    monkeypatch.setattr(checkpoint_format.np, "savez", savez)
     out = tmp_path / "full"
     with pytest.raises(runs.RunError, match=r"No space left.*keeps the last good state \(step 4\)"):
         runs.train_run(out, **docs, **KW)
-    monkeypatch.setattr(checkpoint.np, "savez", real)
+    monkeypatch.setattr(checkpoint_format.np, "savez", real)
     assert not list(out.glob(".checkpoint.*"))  # the half-written folder was removed
     assert checkpoint.load_meta(out / runs.CKPT)["step"] == 4
     runs.train_run(out, resume=True, **docs)
@@ -180,7 +181,7 @@ def test_disk_full_keeps_the_last_good_checkpoint(tmp_path, docs, straight, monk
 
 
 def test_kill_between_the_renames_of_a_save_is_recovered(tmp_path, docs, straight, monkeypatch):
-    real, calls = checkpoint.os.replace, []
+    real, calls = atomic.os.replace, []
 
     def replace(src, dst):
         if str(src).rsplit("/", 1)[-1].startswith(".checkpoint.tmp-"):
@@ -189,11 +190,11 @@ def test_kill_between_the_renames_of_a_save_is_recovered(tmp_path, docs, straigh
                 raise OSError("killed")
         return real(src, dst)
 
-    monkeypatch.setattr(checkpoint.os, "replace", replace)
+    monkeypatch.setattr(atomic.os, "replace", replace)
     out = tmp_path / "kill"
     with pytest.raises(runs.RunError):
         runs.train_run(out, **docs, **KW)
-    monkeypatch.setattr(checkpoint.os, "replace", real)
+    monkeypatch.setattr(atomic.os, "replace", real)
     assert not (out / runs.CKPT).exists() and list(out.glob(".checkpoint.old-*/checkpoint"))
     assert runs.last_good_checkpoint(out) == out / runs.CKPT  # moved back
     assert checkpoint.load_meta(out / runs.CKPT)["step"] == 4

@@ -5,9 +5,12 @@ Taught in: notebooks/10_toolkit.ipynb
 
 from pathlib import Path
 
-import numpy as np
-
-DERIVED_RATES = (".kv", ".out_in")
+from spike_lib.train.evaluation import (  # noqa: F401 - kept importable from here
+    DERIVED_RATES,
+    evaluate_text,
+    load_for_use,
+    resolve_checkpoint,
+)
 
 
 def add_arguments(parser) -> None:
@@ -18,52 +21,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-tokens", type=int, default=20_000,
                         help="evaluate on the first N tokens (20000)")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
-
-
-def resolve_checkpoint(path) -> Path:
-    """A checkpoint folder; a run folder stands for its checkpoint/ (a shipped model is both)."""
-    path = Path(path)
-    if (path / "run.json").is_file() and not (path / "weights.npz").is_file():
-        from spike_lib.train.runs import last_good_checkpoint
-
-        found = last_good_checkpoint(path)
-        if found is None:
-            raise ValueError(f"the run {path} has no checkpoint yet: train it longer")
-        return found
-    return path
-
-
-def load_for_use(path):
-    """(numpy model, tokenizer, meta) of a checkpoint that must hold its tokenizer."""
-    from spike_lib.train.checkpoint import load_checkpoint
-
-    model, tok, meta = load_checkpoint(resolve_checkpoint(path))
-    if tok is None:
-        raise ValueError(f"{path} holds no tokenizer.json: re-save the checkpoint with its "
-                         "tokenizer (save_checkpoint(path, model, tokenizer))")
-    return model, tok, meta
-
-
-def evaluate_text(model, tok, text, max_tokens=20_000, batch_size=16) -> dict:
-    """The eval command's numbers for one text (see run)."""
-    from spike_lib.core.config import check_range
-    from spike_lib.numpy_impl.train import evaluate
-
-    check_range("max_tokens", max_tokens, 2, kind=int)
-    ids = np.asarray(tok.encode(text), dtype=np.int64)[: max_tokens + 1]
-    if len(ids) < 2:
-        raise ValueError("the text has fewer than 2 tokens: nothing to predict")
-    ev = evaluate(model, ids, n_chars=max(1, len(tok.decode(ids[1:].tolist()))),
-                  batch_size=batch_size)
-    n_ctx = min(model.cfg.block_size, len(ids) - 1)
-    rows = np.arange(0, len(ids) - n_ctx, n_ctx)[:batch_size, None] + np.arange(n_ctx)
-    model.train(False)
-    model(ids[rows])  # one batch of windows: firing rates and energy of this forward pass
-    rates = [v for k, v in model.firing_rates().items() if not k.endswith(DERIVED_RATES)]
-    report = model.energy_report(rows.shape[0], n_ctx)
-    return {"loss": ev["loss"], "perplexity": ev["perplexity"], "bpc": ev["bpc"],
-            "tokens": ev["n_tokens"], "firing_rate": float(np.mean(rates)) if rates else None,
-            "energy_ratio": report.ratio}
 
 
 def run(args) -> dict:

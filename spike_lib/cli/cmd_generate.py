@@ -18,8 +18,8 @@ def add_arguments(parser) -> None:
 def run(args):
     import numpy as np
 
-    from spike_lib.cli.cmd_eval import load_for_use
-    from spike_lib.numpy_impl.generate import stream_text
+    from spike_lib.core.sampling import stream_text
+    from spike_lib.train.evaluation import load_for_use
 
     model, tok, _ = load_for_use(args.checkpoint)
     pieces = stream_text(model, tok, args.prompt, args.max_new_tokens,

@@ -16,6 +16,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from spike_lib.core.atomic import write_json
+
 PATTERNS = ("/usr/lib/*-linux-gnu/openblas-pthread/libblas.so.3",
             "/usr/lib64/openblas-pthread/libblas.so.3", "/usr/lib/openblas-pthread/libblas.so.3")
 OPT_OUT = "SPIKE_NO_PRELOAD"  # set to 1 to measure the slow "before" case
@@ -55,6 +57,36 @@ def warn_if_slow():
                       RuntimeWarning, stacklevel=2)
 
 
+def local_size() -> int:
+    """How many ranks of this launch share this machine (1 when not launched as a group).
+
+    mlx.launch's ring hostfile (MLX_HOSTFILE) lists one ["ip:port", ...] per rank; Open MPI
+    says it in OMPI_COMM_WORLD_LOCAL_SIZE.
+    """
+    if "OMPI_COMM_WORLD_LOCAL_SIZE" in os.environ:
+        return max(1, int(os.environ["OMPI_COMM_WORLD_LOCAL_SIZE"]))
+    try:
+        with open(os.environ["MLX_HOSTFILE"], encoding="utf-8") as f:
+            hosts = json.load(f)
+        ips = [h[0].rsplit(":", 1)[0] for h in hosts]
+        return max(1, ips.count(ips[int(os.environ["MLX_RANK"])]))
+    except (KeyError, OSError, ValueError, IndexError, TypeError, AttributeError):
+        return 1
+
+
+def blas_threads() -> int | None:
+    """BLAS threads per process so R local ranks share the cores (None: not several ranks here).
+
+    Two processes with a 2-thread OpenBLAS each on 2 cores spin against each other (steps of
+    0.2 s stalled for seconds, once 20 s); cores // local ranks threads each avoids that.
+    """
+    n = local_size()
+    if n == 1:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // n)
+
+
 def reexec_with_openblas(argv):
     """Re-run this command with OpenBLAS preloaded, when it helps and is possible (no return).
 
@@ -63,8 +95,6 @@ def reexec_with_openblas(argv):
     """
     lib, threads = find_openblas(), None
     if "MLX_HOSTFILE" in os.environ or "OMPI_COMM_WORLD_LOCAL_SIZE" in os.environ:  # launched
-        from spike_lib.train.distributed import blas_threads
-
         threads = blas_threads()
     if lib is None or os.environ.get(OPT_OUT) == "1":
         return
@@ -89,10 +119,7 @@ def install_kernel(prefix=sys.prefix) -> Path:
     lib = find_openblas()
     if lib:
         spec.setdefault("env", {})["LD_PRELOAD"] = lib
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(spec, indent=1))
-    os.replace(tmp, path)
+    write_json(path, spec, sort_keys=False)
     return path
 
 

@@ -9,6 +9,9 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
+from spike_lib.core import plugins
 from spike_lib.core.surrogate import SURROGATES
 
 RESETS = ("subtract", "zero")
@@ -35,6 +38,31 @@ def check_range(field, value, low=None, high=None, low_open=False, kind=(int, fl
 def check_choice(field, value, choices):
     if value not in choices:
         raise ValueError(f"{field}={value!r} is invalid: choose one of {list(choices)}")
+
+
+def check_rng(rng):
+    """TypeError unless rng is a NumPy Generator (both backends draw their weights from one)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"rng={rng!r} is invalid: pass a numpy Generator, e.g. np.random.default_rng(0)"
+        )
+
+
+def check_token_ids(idx, block_size, vocab_size):
+    """idx as a (B, L) integer NumPy array with 1 <= L <= block_size and ids < vocab_size."""
+    idx = np.asarray(idx)
+    if idx.ndim == 1:
+        idx = idx[None]
+    if idx.ndim != 2 or not 1 <= idx.shape[1] <= block_size:
+        raise ValueError(f"idx must be (B, L) token ids with 1 <= L <= block_size="
+                         f"{block_size}, got shape {idx.shape}; crop the context")
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"idx must hold integer token ids, got dtype {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= vocab_size):
+        raise ValueError(f"token ids must lie in [0, {vocab_size - 1}] "
+                         f"(vocab_size), got {idx.min()}..{idx.max()}: is the tokenizer "
+                         "the one this model was built for?")
+    return idx
 
 
 @dataclass
@@ -115,10 +143,8 @@ class Config:
         check_choice("reset", self.reset, RESETS)
         check_choice("surrogate", self.surrogate, SURROGATES)
         check_range("surrogate_scale", self.surrogate_scale, 0.0, low_open=True)
-        from spike_lib.train import registry  # imported here: the registry builds Configs itself
-
-        registry.check_name("attention", self.attention)
-        registry.check_name("neuron", self.neuron)
+        plugins.check_name("attention", self.attention)  # built-in or registered plug-in
+        plugins.check_name("neuron", self.neuron)
         if self.neuron != "lif" and (not self.spiking or self.mem_clamp is not None):
             what = "spiking=False (the twin has no neurons)" if not self.spiking else "mem_clamp"
             raise ValueError(f"neuron={self.neuron!r} is invalid with {what}: plug-in neurons "

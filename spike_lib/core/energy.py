@@ -86,3 +86,27 @@ def run(args) -> dict:
     ann = ann_energy_pj(args.flops)
     snn = snn_energy_pj(args.flops, args.num_steps, args.rate)
     return {"ann_pj": ann, "snn_pj": snn, "ratio": snn / ann if ann else float("nan")}
+
+
+def forward_macs(cfg, n_batch, n_tok) -> int:
+    """Multiply-accumulates of the matmuls of one forward pass over n_batch x n_tok tokens.
+
+    Per timestep and token: 4 D^2 (Q, K, V, O) + 2 D d_ff (MLP) per block; softmax attention adds
+    2 L^2 D per sequence (Q K^T and A V, the masked half included). The readout (D V per token)
+    runs once. The twin runs T = 1. SDSA's attention core has no MACs.
+    """
+    t = cfg.num_steps if cfg.spiking else 1
+    n, d = n_batch * n_tok, cfg.n_embd
+    per_block = n * (4 * d * d + 2 * d * cfg.d_ff)
+    if cfg.attention == "softmax":
+        per_block += 2 * n_batch * n_tok * n_tok * d
+    return t * cfg.n_layer * per_block + n * d * cfg.vocab_size
+
+
+def train_step_flops(cfg, batch, n_tok=None) -> int:
+    """Model FLOPs of one training step: forward 2 x MACs plus backward 4 x MACs = 6 x MACs.
+
+    batch: sequences per step; n_tok: tokens per sequence (default cfg.block_size). Elementwise
+    work (LIF, LayerNorm, the cumulative sums) is not counted: it is what the step pays on top.
+    """
+    return 6 * forward_macs(cfg, batch, cfg.block_size if n_tok is None else n_tok)

@@ -5,6 +5,8 @@ Taught in: notebooks/03_corpus.ipynb
 
 import numpy as np
 
+from spike_lib.core.scoring import as_ids
+
 IGNORE_INDEX = -1  # target id that a loss must skip (the metadata prefix is context, not text)
 
 
@@ -103,3 +105,15 @@ def batch_iterator(
                 y[b, : k - 1] = ignore_index  # predicting the prefix itself is not the task
         yield x, y
         done += 1
+
+
+def as_batches(train_data, cfg, batch_size, rng):
+    """An iterator of (x, y) batches: train_data itself, or random windows of a 1-D id array."""
+    if not isinstance(train_data, (np.ndarray, list, tuple)):
+        return train_data
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError("pass rng=np.random.default_rng(seed): batches are drawn from it")
+    ids = as_ids(train_data, cfg.vocab_size)
+    if len(ids) < 2:
+        raise ValueError(f"need at least 2 tokens to train on, got {len(ids)}")
+    return batch_iterator(ids, min(cfg.block_size, len(ids) - 1), batch_size, rng)

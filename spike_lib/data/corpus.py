@@ -11,9 +11,9 @@ import io
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
+from spike_lib.core.atomic import atomic_file
 from spike_lib.data.sources import CATEGORIES
 
 SPLITS = ("train", "val", "test")
@@ -95,23 +95,14 @@ def write_jsonl_gz(path, records) -> int:
 
     mtime=0 and sorted keys make the bytes depend on the records only.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     n = 0
-    try:
-        with (
-            os.fdopen(fd, "wb") as raw,
-            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="", compresslevel=9) as gz,
-        ):
-            for rec in records:
-                gz.write((json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n").encode())
-                n += 1
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (
+        atomic_file(path, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="", compresslevel=9) as gz,
+    ):
+        for rec in records:
+            gz.write((json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n").encode())
+            n += 1
     return n
 
 

@@ -6,10 +6,9 @@ Taught in: notebooks/03_corpus.ipynb
 # `check_manifest` compares the files on disk with the manifest and lists each mismatch.
 import gzip
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from spike_lib.core.atomic import write_json
 from spike_lib.data.sources import sha256_file
 
 MANIFEST_NAME = "manifest.json"
@@ -67,18 +66,8 @@ def make_manifest(root, sources: list[dict], build: dict) -> dict:
 
 
 def write_json_atomic(path, obj, indent=1) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=indent, ensure_ascii=False, sort_keys=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """The manifest's JSON (unsorted keys, UTF-8, final newline), written by core.atomic."""
+    write_json(path, obj, indent=indent, sort_keys=False, ensure_ascii=False, newline=True)
 
 
 def read_manifest(root) -> dict:

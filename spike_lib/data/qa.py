@@ -6,13 +6,14 @@ Taught in: notebooks/04_tokenizers.ipynb (the QA set is read in notebooks/03_cor
 
 import hashlib
 import json
-import os
 import re
 import sqlite3
 import tempfile
 import unicodedata
 import zipfile
 from pathlib import Path
+
+from spike_lib.core.atomic import atomic_file, write_json
 
 QA_DIR = Path(__file__).resolve().parents[2] / "data" / "qa"
 FIELDS = ("id", "context", "question", "answers", "category", "article", "section")
@@ -89,21 +90,25 @@ def load_qa(path) -> list:
     return records
 
 
+def answer_texts(rec) -> list:
+    """The answer strings of a QA record (answers: [{"text", "answer_start"}] or [str])."""
+    return [a["text"] if isinstance(a, dict) else a for a in rec["answers"]]
+
+
+def answer_span(rec):
+    """(start, end) in characters of the first answer in the context."""
+    ans = rec["answers"][0]
+    text = answer_texts(rec)[0]
+    start = ans.get("answer_start") if isinstance(ans, dict) else None
+    start = rec["context"].find(text) if start is None else start
+    return start, start + len(text)
+
+
 def write_jsonl(path, records) -> None:
-    """Write records as JSONL atomically (temp file in the same folder + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for rec in records:
-                f.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; shipped data is world-readable
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write records as JSONL atomically (spike_lib.core.atomic)."""
+    with atomic_file(path) as f:
+        for rec in records:
+            f.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 def split_of(key: str) -> str:
@@ -361,9 +366,7 @@ def build_offline_qa(out_dir=QA_DIR, factbook_dir=None, elements_db=None, phrasi
     articles = {name: len({(r["category"], r["article"]) for r in recs})
                 for name, recs in splits.items()}
     summary = {"records": counts, "articles": articles, "phrasings": phrasings}
-    tmp = out_dir / "counts.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / "counts.json")
+    write_json(out_dir / "counts.json", summary, newline=True)
     return counts
 
 

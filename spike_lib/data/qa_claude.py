@@ -8,11 +8,11 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
+from spike_lib.core.atomic import write_json
 from spike_lib.data.qa import make_record
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -141,11 +141,7 @@ class ClaudeQA:
         return text
 
     def _write_cache(self, path: Path, data: dict) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False)
-        os.replace(tmp, path)
+        write_json(path, data, indent=None, sort_keys=False, ensure_ascii=False)
 
     def _call(self, prompt: str):
         import anthropic

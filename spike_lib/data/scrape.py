@@ -11,9 +11,7 @@ Taught in: notebooks/03_corpus.ipynb
 # server that replays canned responses, never the internet.
 import hashlib
 import json
-import os
 import socket
-import tempfile
 import threading
 import time
 import urllib.error
@@ -21,6 +19,8 @@ import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from spike_lib.core.atomic import write_json
 
 API_URL = "https://en.wikipedia.org/w/api.php"
 REST_URL = "https://wikimedia.org/api/rest_v1"
@@ -150,15 +150,7 @@ def _retry_after(value):
 
 
 def _write_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, ensure_ascii=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json(path, obj, indent=None, sort_keys=False, ensure_ascii=False)
 
 
 def category_members(client, category, limit=200, api_url=API_URL) -> list[str]:

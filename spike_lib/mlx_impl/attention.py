@@ -10,9 +10,9 @@ import numpy as np
 from mlx import nn
 
 from spike_lib.core.config import check_range
+from spike_lib.core.constants import NEG_INF
 from spike_lib.mlx_impl.layers import Linear
 from spike_lib.mlx_impl.neurons import LIF
-from spike_lib.numpy_impl.attention import NEG_INF
 
 
 def split_heads(x, n_head):

@@ -1,14 +1,14 @@
-"""Sampling text from the MLX SpikeLLM: the NumPy sampler, which only needs model(ids) -> logits.
+"""Sampling text from the MLX SpikeLLM: the shared sampler, which only needs model(ids) -> logits.
 
-spike_lib.numpy_impl.generate reads the model through check_idx, train, cfg and model(ctx)
-(whose logits it converts with np.asarray), all of which the MLX SpikeLLM provides, so the
-same functions serve both ports; embed is redefined to return a NumPy vector.
+spike_lib.core.sampling reads the model through check_idx, train, cfg and model(ctx) (whose
+logits it converts with np.asarray), all of which the MLX SpikeLLM provides, so the same
+functions serve both ports; embed returns a NumPy vector here too.
 Taught in: notebooks/07_mlx_port.ipynb
 """
 
 import numpy as np
 
-from spike_lib.numpy_impl.generate import generate_ids, generate_text, sample_logits, stream_text
+from spike_lib.core.sampling import generate_ids, generate_text, sample_logits, stream_text
 
 
 def embed(model, ids):

@@ -10,7 +10,7 @@ import numpy as np
 from mlx import nn
 
 from spike_lib.core.config import check_range
-from spike_lib.numpy_impl.layers import _check_rng
+from spike_lib.core.config import check_rng as _check_rng
 
 
 class Linear(nn.Module):

@@ -7,9 +7,8 @@ import mlx.core as mx
 import numpy as np
 from mlx import nn
 
-from spike_lib.mlx_impl.layers import Linear
-from spike_lib.numpy_impl.layers import _check_rng
-from spike_lib.numpy_impl.lora import (
+from spike_lib.core.config import check_rng as _check_rng
+from spike_lib.core.lora import (
     A_STD,
     ATTN_TARGETS,
     MLP_TARGETS,
@@ -17,6 +16,7 @@ from spike_lib.numpy_impl.lora import (
     check_lora_args,
     expand_targets,
 )
+from spike_lib.mlx_impl.layers import Linear
 
 
 class LoRALinear(nn.Module):

@@ -8,13 +8,13 @@ import numpy as np
 from mlx import nn
 from mlx.utils import tree_flatten, tree_unflatten
 
+from spike_lib.core import checkpoint_format as fmt
 from spike_lib.core.blas import warn_if_slow
-from spike_lib.core.config import Config
+from spike_lib.core.config import Config, check_token_ids
 from spike_lib.mlx_impl.attention import SDSA
 from spike_lib.mlx_impl.blocks import Block
 from spike_lib.mlx_impl.layers import Embedding, LayerNorm, Linear
 from spike_lib.mlx_impl.neurons import LIF
-from spike_lib.numpy_impl.model import SpikeLLM as NumpySpikeLLM
 
 _warned = []  # the slow-BLAS warning is given once per process
 
@@ -62,7 +62,7 @@ class SpikeLLM(nn.Module):
         cannot be read (train_step checks the batch before the compiled step instead).
         """
         if not isinstance(idx, mx.array):
-            return mx.array(NumpySpikeLLM.check_idx(self, np.asarray(idx)))
+            return mx.array(check_token_ids(idx, self.cfg.block_size, self.cfg.vocab_size))
         if idx.ndim == 1:
             idx = idx[None]
         if idx.ndim != 2 or not 1 <= idx.shape[1] <= self.cfg.block_size:
@@ -135,10 +135,6 @@ class SpikeLLM(nn.Module):
         """An MLX SpikeLLM with the config and weights of a NumPy SpikeLLM."""
         return cls(np_model.cfg).load_state_dict(np_model.state_dict())
 
-    def to_numpy(self):
-        """A NumPy SpikeLLM with this model's config and weights."""
-        return NumpySpikeLLM(self.cfg).load_state_dict(self.state_dict())
-
     # -- statistics ---------------------------------------------------------------------------
     def firing_rates(self) -> dict:
         """Spikes per neuron per timestep of every LIF in the last (eager) forward pass."""
@@ -158,20 +154,17 @@ def load_checkpoint(path, optimizer=None):
     optimizer: an MLX AdamW to receive the checkpoint's optimizer.npz (a NumPy AdamW's moments
     load too: the names are the same), so training resumes where either port stopped.
     """
-    from spike_lib.train import checkpoint
+    from spike_lib.tokenizers import load_tokenizer
 
-    model, tokenizer, meta = checkpoint.load_checkpoint(
-        path, SpikeLLM(checkpoint.load_config(path)))
+    fmt.load_meta(path)  # a clear error for a missing or foreign folder before building
+    model, tokenizer, meta = fmt.load_into(path, SpikeLLM(fmt.load_config(path)),
+                                           load_tokenizer=load_tokenizer)
     if optimizer is not None:
         optimizer.init(model.trainable_parameters())
-        optimizer.load_state_dict(checkpoint.read_npz(checkpoint.check_folder(path)
-                                                      / checkpoint.OPTIMIZER))
+        optimizer.load_state_dict(fmt.read_npz(fmt.check_folder(path) / fmt.OPTIMIZER))
     return model, tokenizer, meta
 
 
 def save_checkpoint(path, model, tokenizer=None, optimizer=None, meta=None):
-    """Save an MLX SpikeLLM (and its AdamW) in the NumPy checkpoint format."""
-    from spike_lib.train import checkpoint
-
-    return checkpoint.save_checkpoint(path, model, tokenizer, optimizer,
-                                      meta={**(meta or {}), "backend": "mlx"})
+    """Save an MLX SpikeLLM (and its AdamW) in the shared checkpoint format."""
+    return fmt.save_checkpoint(path, model, tokenizer, optimizer, meta, backend="mlx")

@@ -8,7 +8,8 @@ import numpy as np
 from mlx import nn
 
 from spike_lib.core.config import check_choice, check_range
-from spike_lib.numpy_impl.span import NEG, WINDOWS
+from spike_lib.core.constants import NEG_INF as NEG
+from spike_lib.core.constants import SPAN_WINDOWS as WINDOWS
 
 
 def shift_window(h, window):

@@ -11,12 +11,27 @@ import numpy as np
 from mlx import nn
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
+from spike_lib.core import scoring
 from spike_lib.core.config import check_range
-from spike_lib.data.batches import IGNORE_INDEX
-from spike_lib.train.distributed import average_over_ranks
+from spike_lib.core.energy import train_step_flops
+from spike_lib.core.training import TrainingDiverged, cosine_lr, median_seconds, token_weight
+from spike_lib.data.batches import IGNORE_INDEX, as_batches
 from spike_lib.mlx_impl.layers import cross_entropy
-from spike_lib.numpy_impl.optim import cosine_lr
-from spike_lib.numpy_impl.train import TrainingDiverged, as_batches
+
+
+def average_over_ranks(loss, grads, n_tokens, group):
+    """(global mean loss, global mean gradients) from this rank's token-mean loss and grads.
+
+    Runs inside the compiled step (mx.compile traces the all_sum): one all_sum for the token
+    count, one for the loss and nn.average_gradients for the gradients (packed into few
+    messages). Every rank gets the same sums, so every rank applies the same update.
+    """
+    size = group.size()
+    w = token_weight(n_tokens, mx.distributed.all_sum(n_tokens, group=group), size)
+    grads = tree_map(lambda g: g * w.astype(g.dtype), grads)
+    grads = nn.average_gradients(grads, group=group)
+    loss = mx.distributed.all_sum(loss * w.astype(loss.dtype), group=group) / size
+    return loss, grads
 
 
 class AdamW(optim.AdamW):
@@ -143,8 +158,6 @@ def evaluate(model, ids, n_chars=None, batch_size=16) -> dict:
 
     The windows are the NumPy function's; dropout is off while evaluating, then restored.
     """
-    from spike_lib.numpy_impl import train as np_train
-
     class _Modes:  # MLX's `training` is read-only: hand NumPy's evaluate a view without modes
         def __init__(self, m):
             self.cfg, self.m = m.cfg, m
@@ -161,7 +174,7 @@ def evaluate(model, ids, n_chars=None, batch_size=16) -> dict:
     was_training = model.training
     model.train(False)
     try:
-        return np_train.evaluate(_Modes(model), ids, n_chars, batch_size)
+        return scoring.evaluate(_Modes(model), ids, n_chars, batch_size)
     finally:
         model.train(was_training)
 
@@ -200,9 +213,7 @@ def benchmark_train_step(cfg, batch_size=8, repeats=3, seed=0, compile=True) -> 
     Returns step_s, tokens_per_s and model_gflops_per_s (spike_lib.numpy_impl.model's
     train_step_flops / step_s), to compare with the NumPy step measured in the same run.
     """
-    from spike_lib.train.bench import median_seconds
     from spike_lib.mlx_impl.model import SpikeLLM
-    from spike_lib.numpy_impl.model import train_step_flops
 
     rng = np.random.default_rng(seed)
     model = SpikeLLM(cfg, rng)

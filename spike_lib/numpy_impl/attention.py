@@ -6,11 +6,10 @@ Taught in: notebooks/02_sdsa_colors.ipynb
 import numpy as np
 
 from spike_lib.core.config import check_range
-from spike_lib.numpy_impl.neurons import LIF
+from spike_lib.core.constants import NEG_INF
 from spike_lib.numpy_impl.layers import Linear, softmax
 from spike_lib.numpy_impl.module import Module
-
-NEG_INF = -1e9  # a large finite negative: a fully masked row then gives a uniform softmax, not NaN
+from spike_lib.numpy_impl.neurons import LIF
 
 
 def split_heads(x, n_head):

@@ -7,12 +7,12 @@ Taught in: notebooks/05_spikellm_forward.ipynb
 
 import numpy as np
 
-from spike_lib.train import registry
-from spike_lib.numpy_impl.neurons import LIF
+from spike_lib.core import plugins
+from spike_lib.core.surrogate import get_surrogate
 from spike_lib.numpy_impl.attention import SDSA, SoftmaxAttention
 from spike_lib.numpy_impl.layers import GELU, Dropout, LayerNorm, Linear
 from spike_lib.numpy_impl.module import Module
-from spike_lib.core.surrogate import get_surrogate
+from spike_lib.numpy_impl.neurons import LIF
 
 
 class ClampLIF(LIF):
@@ -92,8 +92,8 @@ def make_neuron(cfg, kind):
     th = cfg.thresholds()[kind]
     if not cfg.spiking:
         return SmoothGate(th, cfg.surrogate, cfg.surrogate_scale) if kind == "attn" else GELU()
-    if cfg.neuron != "lif":  # a plug-in (spike_lib.train.registry), built with the same LIF arguments
-        return registry.build_neuron(cfg, kind, "numpy")
+    if cfg.neuron != "lif":  # a plug-in (spike_lib.core.plugins), built with the same LIF arguments
+        return plugins.build_neuron(cfg, kind, "numpy")
     lif = cfg.lif_kwargs(kind)
     return LIF(**lif) if cfg.mem_clamp is None else ClampLIF(cfg.mem_clamp, **lif)
 
@@ -102,8 +102,8 @@ def make_attention(cfg, rng):
     """Causal SDSA (its neurons from make_neuron), causal softmax attention or a plug-in."""
     if cfg.attention == "softmax":
         return SoftmaxAttention(cfg.n_embd, cfg.n_head, rng, causal=True)
-    if cfg.attention != "sdsa":  # a plug-in (spike_lib.train.registry): factory(cfg, rng)
-        return registry.build_attention(cfg, rng, "numpy")
+    if cfg.attention != "sdsa":  # a plug-in (spike_lib.core.plugins): factory(cfg, rng)
+        return plugins.build_attention(cfg, rng, "numpy")
     th = cfg.thresholds()
     attn = SDSA(cfg.n_embd, cfg.n_head, rng, causal=True, beta=cfg.beta, threshold=th["qkv"],
                 attn_threshold=th["attn"], reset=cfg.reset, surrogate=cfg.surrogate,

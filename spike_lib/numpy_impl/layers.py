@@ -6,14 +6,9 @@ Taught in: notebooks/02_sdsa_colors.ipynb
 import numpy as np
 
 from spike_lib.core.config import check_range
+from spike_lib.core.config import check_rng as _check_rng
+from spike_lib.core.scoring import cross_entropy  # noqa: F401 - the loss of both ports
 from spike_lib.numpy_impl.module import Module
-
-
-def _check_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"rng={rng!r} is invalid: pass a numpy Generator, e.g. np.random.default_rng(0)"
-        )
 
 
 class Linear(Module):
@@ -161,34 +156,3 @@ def softmax(x, axis=-1):
     """Numerically stable softmax: subtract the max before exp."""
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
-
-
-def cross_entropy(logits, targets, ignore_index=None):
-    """Mean cross-entropy over every position; returns (loss, dlogits).
-
-    logits (..., C), targets (...) integer classes. Positions whose target equals
-    ignore_index count neither in the loss nor in the mean. dlogits = (softmax - onehot) / N.
-    """
-    logits = np.asarray(logits)
-    targets = np.asarray(targets)
-    if logits.shape[:-1] != targets.shape:
-        raise ValueError(
-            f"logits {logits.shape} and targets {targets.shape} disagree: "
-            "targets must have the shape of logits without the last (class) axis"
-        )
-    n_cls = logits.shape[-1]
-    z = logits.reshape(-1, n_cls)
-    t = targets.reshape(-1)
-    keep = np.ones(t.shape, bool) if ignore_index is None else t != ignore_index
-    if np.any((t[keep] < 0) | (t[keep] >= n_cls)):
-        raise ValueError(f"targets must lie in [0, {n_cls - 1}] (or equal ignore_index)")
-    n = max(int(keep.sum()), 1)
-    z = z - z.max(axis=1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    tk = np.where(keep, t, 0)
-    rows = np.arange(t.size)
-    loss = -float(logp[rows, tk][keep].sum()) / n
-    dz = np.exp(logp)
-    dz[rows, tk] -= 1.0
-    dz *= keep[:, None] / n
-    return loss, dz.reshape(logits.shape).astype(logits.dtype)

@@ -5,13 +5,18 @@ Taught in: notebooks/05_spikellm_forward.ipynb (forward), notebooks/06_spikellm_
 
 import numpy as np
 
-from spike_lib.core.config import Config
-from spike_lib.core.energy import EnergyReport, linear_flops
-from spike_lib.numpy_impl.neurons import LIF
+from spike_lib.core.config import Config, check_token_ids
+from spike_lib.core.energy import (  # noqa: F401 - forward_macs, train_step_flops stay here
+    EnergyReport,
+    forward_macs,
+    linear_flops,
+    train_step_flops,
+)
 from spike_lib.numpy_impl.attention import SDSA
 from spike_lib.numpy_impl.blocks import Block
 from spike_lib.numpy_impl.layers import Embedding, LayerNorm, Linear
 from spike_lib.numpy_impl.module import Module
+from spike_lib.numpy_impl.neurons import LIF
 
 
 class SpikeLLM(Module):
@@ -54,19 +59,7 @@ class SpikeLLM(Module):
         return self
 
     def check_idx(self, idx):
-        idx = np.asarray(idx)
-        if idx.ndim == 1:
-            idx = idx[None]
-        if idx.ndim != 2 or not 1 <= idx.shape[1] <= self.cfg.block_size:
-            raise ValueError(f"idx must be (B, L) token ids with 1 <= L <= block_size="
-                             f"{self.cfg.block_size}, got shape {idx.shape}; crop the context")
-        if not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"idx must hold integer token ids, got dtype {idx.dtype}")
-        if idx.size and (idx.min() < 0 or idx.max() >= self.cfg.vocab_size):
-            raise ValueError(f"token ids must lie in [0, {self.cfg.vocab_size - 1}] "
-                             f"(vocab_size), got {idx.min()}..{idx.max()}: is the tokenizer "
-                             "the one this model was built for?")
-        return idx
+        return check_token_ids(idx, self.cfg.block_size, self.cfg.vocab_size)
 
     def hidden(self, idx):
         """The final hidden states h = LN_f(mean_t x[t]), (B, L, D); caches for backward."""
@@ -152,27 +145,3 @@ class SpikeLLM(Module):
         rep.add("lm_head", linear_flops(d, cfg.vocab_size, n), None)
         rep.rows[-1]["snn_pj"] = rep.rows[-1]["ann_pj"]  # once, on the mean over T
         return rep
-
-
-def forward_macs(cfg, n_batch, n_tok) -> int:
-    """Multiply-accumulates of the matmuls of one forward pass over n_batch x n_tok tokens.
-
-    Per timestep and token: 4 D^2 (Q, K, V, O) + 2 D d_ff (MLP) per block; softmax attention adds
-    2 L^2 D per sequence (Q K^T and A V, the masked half included). The readout (D V per token)
-    runs once. The twin runs T = 1. SDSA's attention core has no MACs.
-    """
-    t = cfg.num_steps if cfg.spiking else 1
-    n, d = n_batch * n_tok, cfg.n_embd
-    per_block = n * (4 * d * d + 2 * d * cfg.d_ff)
-    if cfg.attention == "softmax":
-        per_block += 2 * n_batch * n_tok * n_tok * d
-    return t * cfg.n_layer * per_block + n * d * cfg.vocab_size
-
-
-def train_step_flops(cfg, batch, n_tok=None) -> int:
-    """Model FLOPs of one training step: forward 2 x MACs plus backward 4 x MACs = 6 x MACs.
-
-    batch: sequences per step; n_tok: tokens per sequence (default cfg.block_size). Elementwise
-    work (LIF, LayerNorm, the cumulative sums) is not counted: it is what the step pays on top.
-    """
-    return 6 * forward_macs(cfg, batch, cfg.block_size if n_tok is None else n_tok)

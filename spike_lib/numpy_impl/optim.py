@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from spike_lib.core.config import check_range
+from spike_lib.core.training import cosine_lr  # noqa: F401 - the schedule both ports share
 
 
 def default_decay(name, param) -> bool:
@@ -113,21 +114,3 @@ def clip_grad_norm(model, max_norm) -> float:
         for _, _, g in model.named_parameters():
             g *= scale
     return norm
-
-
-def cosine_lr(step, max_lr, warmup_steps, total_steps, min_lr=0.0) -> float:
-    """Linear warmup to max_lr over warmup_steps, then cosine decay to min_lr at total_steps.
-
-        lr = max_lr (step + 1) / warmup                          step < warmup
-        lr = min_lr + (max_lr - min_lr) (1 + cos(pi p)) / 2       p = (step - warmup) / (total - warmup)
-    After total_steps the rate stays at min_lr.
-    """
-    check_range("step", step, 0, kind=int)
-    check_range("warmup_steps", warmup_steps, 0, kind=int)
-    check_range("total_steps", total_steps, 1, kind=int)
-    check_range("max_lr", max_lr, 0.0)
-    check_range("min_lr", min_lr, 0.0, max_lr)
-    if step < warmup_steps:
-        return max_lr * (step + 1) / warmup_steps
-    p = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_lr + 0.5 * (max_lr - min_lr) * (1.0 + math.cos(math.pi * p))

@@ -9,14 +9,15 @@ Taught in: notebooks/09_finetuning_lora.ipynb
 
 import numpy as np
 
+from spike_lib.core.constants import NEG_INF, SPAN_WINDOWS
 from spike_lib.core.config import check_choice, check_range
 from spike_lib.numpy_impl.layers import _check_rng
 from spike_lib.numpy_impl.module import Module
 
 SPAN_PROMPT = "Question: {question}\nContext:"  # the context follows as " <context>"
 MAX_ANSWER_TOKENS = 16  # the longest span best_span considers
-WINDOWS = (1, 3)  # hidden states per logit: h_i alone, or h_(i-1), h_i, h_(i+1)
-NEG = -1e9  # the logit of a position that cannot hold the answer (question, padding)
+WINDOWS = SPAN_WINDOWS  # hidden states per logit: h_i alone, or h_(i-1), h_i, h_(i+1)
+NEG = NEG_INF  # the logit of a position that cannot hold the answer (question, padding)
 
 
 # ---------------------------------------------------------------- tokens and characters
@@ -81,7 +82,7 @@ def encode_span_example(tok, rec, block_size) -> dict:
     """encode_span_input of a QA record plus the gold tokens (start, end: indices among the
     context tokens, None when the cut removed the answer) and exact (the tokens spell the
     gold answer exactly; False when the answer starts or ends inside a token)."""
-    from spike_lib.train.finetune import answer_span
+    from spike_lib.data.qa import answer_span
 
     ex = encode_span_input(tok, rec["question"], rec["context"], block_size)
     c0, c1 = answer_span(rec)

@@ -4,22 +4,9 @@ Targets live here, never in timed tests: this 2-core machine is shared and noisy
 Taught in: notebooks/07_mlx_port.ipynb
 """
 
-import statistics
-import time
-
 import numpy as np
 
-
-def median_seconds(fn, repeats=5, warmup=1) -> float:
-    """Median wall time of fn() over `repeats` calls after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from spike_lib.core.training import median_seconds
 
 
 def numpy_matmul_gflops(n=1024, repeats=5) -> float:

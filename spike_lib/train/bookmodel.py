@@ -146,7 +146,7 @@ def evaluate_book(model, tok, text, max_tokens=20_000, batch_size=16) -> dict:
     layer: spikes per neuron per timestep} on the first batch_size windows of text ({} for the
     twin); energy: the EnergyReport of that forward pass.
     """
-    from spike_lib.cli.cmd_eval import DERIVED_RATES, evaluate_text
+    from spike_lib.train.evaluation import DERIVED_RATES, evaluate_text
 
     out = evaluate_text(model, tok, text, max_tokens, batch_size)
     ids = tok.encode(text)[: out["tokens"] + 1]

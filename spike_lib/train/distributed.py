@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spike_lib.core.blas import blas_threads, local_size  # noqa: F401 - the launch helpers
+from spike_lib.core.training import token_weight  # noqa: F401 - re-exported for the launcher
+
 # set by the launchers: mlx.launch (ring, jaccl, nccl) and mpirun (Open MPI, MPICH)
 LAUNCH_ENV = ("MLX_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 
@@ -23,36 +26,6 @@ class RankZeroError(ValueError):
 def launched() -> bool:
     """True when a launcher (mlx.launch, mpirun) started this process as one of a group."""
     return any(key in os.environ for key in LAUNCH_ENV)
-
-
-def local_size() -> int:
-    """How many ranks of this launch share this machine (1 when not launched as a group).
-
-    mlx.launch's ring hostfile (MLX_HOSTFILE) lists one ["ip:port", ...] per rank; Open MPI
-    says it in OMPI_COMM_WORLD_LOCAL_SIZE.
-    """
-    if "OMPI_COMM_WORLD_LOCAL_SIZE" in os.environ:
-        return max(1, int(os.environ["OMPI_COMM_WORLD_LOCAL_SIZE"]))
-    try:
-        with open(os.environ["MLX_HOSTFILE"], encoding="utf-8") as f:
-            hosts = json.load(f)
-        ips = [h[0].rsplit(":", 1)[0] for h in hosts]
-        return max(1, ips.count(ips[int(os.environ["MLX_RANK"])]))
-    except (KeyError, OSError, ValueError, IndexError, TypeError, AttributeError):
-        return 1
-
-
-def blas_threads() -> int | None:
-    """BLAS threads per process so R local ranks share the cores (None: not several ranks here).
-
-    Two processes with a 2-thread OpenBLAS each on 2 cores spin against each other (steps of
-    0.2 s stalled for seconds, once 20 s); cores // local ranks threads each avoids that.
-    """
-    n = local_size()
-    if n == 1:
-        return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // n)
 
 
 @functools.cache
@@ -67,35 +40,6 @@ def world() -> "World":
 
     group = mx.distributed.init()
     return World(group.rank(), group.size(), group if group.size() > 1 else None)
-
-
-def token_weight(n_local, n_total, size):
-    """w_r = R n_r / N: the mean over ranks of w_r * (rank r's token-mean loss) is the global mean.
-
-    Eq.: L = (1/N) sum_r n_r L_r = (1/R) sum_r w_r L_r, and the same for the gradients. Equal
-    slices (n_r = N/R) give w_r = 1: the plain average of nn.average_gradients. Works on
-    numbers, NumPy and MLX arrays; a world without tokens (N = 0) gets weight 0.
-    """
-    return n_local * size / (n_total + (n_total == 0))
-
-
-def average_over_ranks(loss, grads, n_tokens, group):
-    """(global mean loss, global mean gradients) from this rank's token-mean loss and grads.
-
-    Runs inside the compiled step (mx.compile traces the all_sum): one all_sum for the token
-    count, one for the loss and nn.average_gradients for the gradients (packed into few
-    messages). Every rank gets the same sums, so every rank applies the same update.
-    """
-    import mlx.core as mx
-    from mlx import nn
-    from mlx.utils import tree_map
-
-    size = group.size()
-    w = token_weight(n_tokens, mx.distributed.all_sum(n_tokens, group=group), size)
-    grads = tree_map(lambda g: g * w.astype(g.dtype), grads)
-    grads = nn.average_gradients(grads, group=group)
-    loss = mx.distributed.all_sum(loss * w.astype(loss.dtype), group=group) / size
-    return loss, grads
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import numpy as np
 
 from spike_lib.core.config import check_choice, check_range
 from spike_lib.data.batches import IGNORE_INDEX
+from spike_lib.data.qa import answer_span, answer_texts  # noqa: F401 - the QA record format
 
 PROMPT = "Context: {context}\nQuestion: {question}\nAnswer:"
 STOP = "\n"  # the answer ends with a newline: the model learns to stop there
@@ -52,19 +53,6 @@ def answer_problem(rec) -> str:
             return (f"answers[{k}] {text!r} is not a span of the context: extractive QA "
                     "needs answers copied verbatim from the context")
     return ""
-
-
-def answer_texts(rec) -> list:
-    return [a["text"] if isinstance(a, dict) else a for a in rec["answers"]]
-
-
-def answer_span(rec):
-    """(start, end) in characters of the first answer in the context."""
-    ans = rec["answers"][0]
-    text = answer_texts(rec)[0]
-    start = ans.get("answer_start") if isinstance(ans, dict) else None
-    start = rec["context"].find(text) if start is None else start
-    return start, start + len(text)
 
 
 def load_qa_file(path, limit=None) -> list:
@@ -318,7 +306,7 @@ def add_arguments(parser) -> None:
 
 def load_base(path, backend):
     """(model, tokenizer, checkpoint folder) of a base model on the chosen backend."""
-    from spike_lib.cli.cmd_eval import load_for_use, resolve_checkpoint
+    from spike_lib.train.evaluation import load_for_use, resolve_checkpoint
 
     folder = resolve_checkpoint(path)
     if backend == "mlx":

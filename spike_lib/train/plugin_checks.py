@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
-from spike_lib.train import registry
 from spike_lib.core.config import Config
+from spike_lib.train import registry
 from spike_lib.train.registry import PluginError
 
 SHAPE = (4, 2, 3, 5)  # (T, B, N, C): T timesteps first, then any neuron axes

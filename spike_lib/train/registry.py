@@ -20,99 +20,30 @@ import importlib.metadata
 import importlib.util
 import sys
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
-KINDS = ("neuron", "attention", "tokenizer", "dataset")
-GROUPS = {"neuron": "spike_lib.neurons", "attention": "spike_lib.attention",
-          "tokenizer": "spike_lib.tokenizers", "dataset": "spike_lib.datasets"}
-BACKENDS = ("numpy", "mlx")
-BUILTIN = "built-in"
-
-
-class PluginError(ValueError):
-    """A plug-in failed to load or to validate; the message names it, the problem and the fix."""
-
-
-def _builtins() -> dict:
-    """The shipped entries: kind -> name -> {"numpy": ..., "mlx": ..., "origin": ...}.
-
-    Objects are given as "module:attr" and imported on first use (mlx only when asked for).
-    They follow the plug-in protocols (make_attention is a factory(cfg, rng) that reads
-    cfg.attention), though the blocks build the built-ins directly, as before plug-ins.
-    """
-    tok = {n: {"numpy": "spike_lib.tokenizers:get_tokenizer", "args": (n,)}
-           for n in ("char", "syllable", "bpe", "gpt2")}
-    return {"neuron": {"lif": {"numpy": "spike_lib.numpy_impl.neurons:LIF",
-                               "mlx": "spike_lib.mlx_impl.neurons:LIF"}},
-            "attention": {n: {"numpy": "spike_lib.numpy_impl.blocks:make_attention",
-                              "mlx": "spike_lib.mlx_impl.blocks:make_attention"}
-                          for n in ("sdsa", "softmax")},
-            "tokenizer": tok,
-            "dataset": {"corpus": {"numpy": "spike_lib.data.corpus:load_corpus"}}}
-
-
-_TABLE = {kind: {name: {**e, "origin": BUILTIN} for name, e in entries.items()}
-          for kind, entries in _builtins().items()}
-_DISCOVERED = []  # True once discover() has searched sys.path (a lookup miss searches once)
-
-
-def _check_kind(kind):
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r} is invalid: choose one of {list(KINDS)}")
-
-
-def _resolve(obj):
-    """A "module:attr" string imported, anything else as it is."""
-    if not isinstance(obj, str):
-        return obj
-    module, _, attr = obj.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def names(kind) -> list:
-    """The registered names of one kind, sorted (built-ins included)."""
-    _check_kind(kind)
-    return sorted(_TABLE[kind])
-
-
-def describe(kind=None) -> dict:
-    """{kind: {name: origin}}: where every registered plug-in came from."""
-    kinds = KINDS if kind is None else (kind,)
-    return {k: {n: e["origin"] for n, e in sorted(_TABLE[k].items())} for k in kinds}
-
-
-def check_name(kind, name):
-    """Raise ValueError unless `name` is registered; an unknown name first runs discover() once."""
-    _check_kind(kind)
-    if name not in _TABLE[kind] and not _DISCOVERED:
-        discover()
-    if name not in _TABLE[kind]:
-        raise ValueError(f"{kind}={name!r} is invalid: choose "
-                         f"one of {names(kind)}, or register yours with "
-                         f"spike_lib.train.registry.register_{kind}")
-
-
-def get(kind, name, backend="numpy"):
-    """The registered object (class or factory) of `name` for `backend`."""
-    check_name(kind, name)
-    if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r} is invalid: choose one of {list(BACKENDS)}")
-    entry = _TABLE[kind][name]
-    if entry.get(backend) is None:
-        raise ValueError(f"the {kind} {name!r} has no {backend} implementation: register it "
-                         f"with {backend}=... or train with --backend numpy")
-    return _resolve(entry[backend])
-
-
-def build_neuron(cfg, kind, backend="numpy"):
-    """The plug-in neuron cfg.neuron for neuron type kind ("in", "qkv", "attn", "hidden")."""
-    return get("neuron", cfg.neuron, backend)(**cfg.lif_kwargs(kind))
-
-
-def build_attention(cfg, rng, backend="numpy"):
-    """The plug-in attention cfg.attention: factory(cfg, rng), a causal module."""
-    return get("attention", cfg.attention, backend)(cfg, rng)
+from spike_lib.core import plugins
+from spike_lib.core.plugins import (  # noqa: F401 - the tables live in core, re-exported here
+    BACKENDS,
+    BUILTIN,
+    CONTEXT_ATTENTIONS,
+    GROUPS,
+    KINDS,
+    PluginError,
+    _check_kind,
+    _resolve,
+    build_attention,
+    build_neuron,
+    check_name,
+    describe,
+    get,
+    get_dataset,
+    names,
+    set_discover,
+    snapshot,
+    temporarily,
+    unregister,
+)
 
 
 def get_tokenizer(name):
@@ -120,12 +51,7 @@ def get_tokenizer(name):
     from spike_lib.train.plugin_checks import as_tokenizer
 
     factory = get("tokenizer", name)
-    return as_tokenizer(factory, _TABLE["tokenizer"][name].get("args", ()))
-
-
-def get_dataset(name):
-    """The dataset function split -> documents of `name` ("corpus" is the shipped corpus)."""
-    return get("dataset", name)
+    return as_tokenizer(factory, plugins._TABLE["tokenizer"][name].get("args", ()))
 
 
 # -- registering ---------------------------------------------------------------------------------
@@ -134,7 +60,7 @@ def _check_new(kind, name, replace):
     if not isinstance(name, str) or not name.isidentifier():
         raise PluginError(f"{kind} name {name!r} is invalid: use a Python identifier such as "
                           "'adaptive_lif' (it goes into configs and --set options)")
-    old = _TABLE[kind].get(name)
+    old = plugins._TABLE[kind].get(name)
     if old is not None and old["origin"] == BUILTIN:
         raise PluginError(f"{kind} name {name!r} clashes with the built-in {kind} {name!r}: "
                           "choose another name")
@@ -155,7 +81,7 @@ def register(kind, name, obj, mlx=None, replace=False, validate=True, origin="us
     entry = {"numpy": obj, "mlx": mlx, "origin": origin}
     report = {}
     with snapshot():  # the smoke run builds Config(neuron=name): register first, undo on failure
-        _TABLE[kind][name] = entry
+        plugins._TABLE[kind][name] = entry
         if validate:
             check = getattr(plugin_checks, f"validate_{kind}")
             report = check(obj, mlx=mlx, name=name) if mlx is not None else check(obj, name=name)
@@ -180,43 +106,6 @@ def register_tokenizer(name, factory, replace=False, validate=True) -> dict:
 def register_dataset(name, fn, replace=False, validate=True) -> dict:
     """Register a dataset function split -> list of {"text": ...} documents after checking it."""
     return register("dataset", name, fn, None, replace, validate)
-
-
-def unregister(kind, name):
-    """Remove a plug-in (built-ins stay)."""
-    _check_kind(kind)
-    entry = _TABLE[kind].get(name)
-    if entry is None:
-        raise ValueError(f"no {kind} named {name!r} is registered; registered: {names(kind)}")
-    if entry["origin"] == BUILTIN:
-        raise ValueError(f"{name!r} is the built-in {kind}: it cannot be removed")
-    del _TABLE[kind][name]
-
-
-@contextmanager
-def snapshot():
-    """Restore the registry on exit if the block raised (keep it otherwise)."""
-    saved = {k: dict(v) for k, v in _TABLE.items()}
-    try:
-        yield
-    except BaseException:
-        for k in KINDS:
-            _TABLE[k].clear()
-            _TABLE[k].update(saved[k])
-        raise
-
-
-@contextmanager
-def temporarily(kind, name, obj, mlx=None):
-    """Register obj under name for the duration of the block, unvalidated (for the checks)."""
-    if name in _TABLE[kind]:
-        yield
-        return
-    _TABLE[kind][name] = {"numpy": obj, "mlx": mlx, "origin": "validation"}
-    try:
-        yield
-    finally:
-        _TABLE[kind].pop(name, None)
 
 
 # -- entry points ---------------------------------------------------------------------------------
@@ -273,11 +162,11 @@ def discover(path=None, strict=False) -> dict:
     reported (and warned about), never registered; strict=True raises the first failure.
     """
     if path is None:
-        _DISCOVERED.append(True)
+        plugins._DISCOVERED.append(True)
     loaded, failed = [], []
     for kind, ep, dname in entry_points(path):
         origin = f"entry point {ep.value} of {dname}"
-        old = _TABLE[kind].get(ep.name)
+        old = plugins._TABLE[kind].get(ep.name)
         if old is not None and old["origin"] == origin:
             continue  # found before
         try:
@@ -327,6 +216,9 @@ def read_pyproject_entry_points(pyproject) -> tuple:
     eps = {g: dict(v) for g, v in project.get("entry-points", {}).items()
            if g in GROUPS.values()}
     return project.get("name"), project.get("version"), eps
+
+
+set_discover(discover)  # an unknown name in a Config searches the installed plug-ins once
 
 
 # -- `python -m spike_lib plugins` ----------------------------------------------------------------

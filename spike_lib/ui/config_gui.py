@@ -6,12 +6,14 @@ parser and spike_lib.train.runs (run_options, make_config), so what the form sho
 Taught in: notebooks/10_toolkit.ipynb
 """
 
+import argparse
 import dataclasses
 import html
 import re
 import shlex
 import types
 
+from spike_lib.core import plugins
 from spike_lib.core.config import RESETS, Config
 from spike_lib.core.surrogate import SURROGATES
 
@@ -71,14 +73,22 @@ def config_command(cfg, preset="tiny", **options) -> str:
 
 def parse_command(command) -> tuple:
     """(run options, Config) of a train command, read as `python -m spike_lib train` reads it."""
-    from spike_lib.cli import build_parser
-    from spike_lib.cli.cmd_train import OPTIONS
-    from spike_lib.train.runs import make_config, parse_overrides, resolve_tokenizer, run_options
+    from spike_lib.core.overrides import parse_overrides
+    from spike_lib.train.options import (
+        OPTIONS,
+        add_arguments,
+        make_config,
+        resolve_tokenizer,
+        run_options,
+    )
 
     words = shlex.split(command)
     if words[:4] != ["python", "-m", "spike_lib", "train"]:
         raise ValueError(f"{command!r} is not a `python -m spike_lib train ...` command")
-    args = build_parser().parse_args(words[3:])
+    parser = argparse.ArgumentParser(prog="python -m spike_lib train")
+    parser.add_argument("--json", action="store_true")  # as the command line adds to every command
+    add_arguments(parser)
+    args = parser.parse_args(words[4:])
     options = {k: getattr(args, k) for k in OPTIONS}
     options["set"] = parse_overrides(args.set)
     opts = run_options(**options)
@@ -95,10 +105,8 @@ def field_kind(f) -> str:
 
 
 def choices(name) -> list:
-    from spike_lib.train import registry
-
     return {"reset": list(RESETS), "surrogate": sorted(SURROGATES),
-            "attention": registry.names("attention"), "neuron": registry.names("neuron")}[name]
+            "attention": plugins.names("attention"), "neuron": plugins.names("neuron")}[name]
 
 
 def parse_field(f, value):
@@ -254,8 +262,8 @@ class ConfigForm:
         static figure goes to the output of the cell that called train() (what the published
         book shows), or under the button when it was clicked.
         """
-        from spike_lib.ui.dashboard import Dashboard
         from spike_lib.train.runs import train_run
+        from spike_lib.ui.dashboard import Dashboard
 
         if not self.valid:
             raise ValueError(f"the form is invalid: {self.error_text}")

@@ -107,7 +107,8 @@ class GraphExplorer:
     def __init__(self, model, idx):
         if not hasattr(model, "modules") or not isinstance(model.modules, dict):
             raise TypeError(f"{type(model).__name__} is not a NumPy spike_lib model: the explorer "
-                            "reads spike_lib.numpy_impl models (an MLX model: .to_numpy())")
+                            "reads spike_lib.numpy_impl models (an MLX model: "
+                            "spike_lib.train.checkpoint.to_numpy(model))")
         self.tree = annotate(module_graph(model, idx))
 
     def html(self, open_depth=1, match=None) -> str:

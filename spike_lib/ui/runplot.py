@@ -5,11 +5,11 @@ draw_runs draws one or several runs on a 2 x 2 grid. Taught in: notebooks/10_too
 """
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from spike_lib.core.atomic import atomic_path
 
 DERIVED_RATES = (".kv", ".out_in")  # products of other neurons' spikes, not neurons themselves
 
@@ -103,16 +103,10 @@ def plot_runs(runs, out=None) -> dict:
     if out.suffix.lower() != ".png":
         raise ValueError(f"--out {out} must end in .png")
     fig = draw_runs(series)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".png", dir=out.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return {"out": str(out), "runs": len(runs),
             "last_step": {k: s["step"][-1] for k, s in series.items()}}
