@@ -28,6 +28,7 @@ COMMANDS = {
     "plot": ("spike_lib.cli.cmd_plot", "draw and compare runs: loss, val BPC, lr, firing rates"),
     "plugins": ("spike_lib.train.registry", "list neurons, attentions, tokenizers, datasets; load plug-ins"),
     "finetune": ("spike_lib.train.finetune", "fine-tune on QA: full, frozen layers or LoRA adapters"),
+    "recall": ("spike_lib.train.recall", "multi-query associative recall: train a probe, accuracy vs chance"),
     "qa-eval": ("spike_lib.train.qa_eval", "exact match and F1 of greedy answers on a QA JSONL file"),
 }
 

@@ -261,18 +261,3 @@ def make_context_attention(cfg, rng):
     cls, kw = NAMES[cfg.attention]
     return cls(cfg.n_embd, cfg.n_head, rng, neuron=lambda kind: make_neuron(cfg, kind), **kw)
 
-
-def ensure_registered():
-    """Register every name of NAMES (mlx only) with spike_lib.registry if it is not there yet."""
-    import importlib
-
-    for module in ("spike_lib.core.registry", "spike_lib.train.registry", "spike_lib.registry"):
-        try:
-            registry = importlib.import_module(module)
-            break
-        except ModuleNotFoundError:
-            continue
-    for name in NAMES:
-        if name not in registry.names("attention"):
-            registry.register("attention", name, None, mlx=make_context_attention,
-                              validate=False, origin="spike_lib.mlx_impl.context_attention")

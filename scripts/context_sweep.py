@@ -1,0 +1,98 @@
+"""One run of issue 13's LM sweep: train a short MLX run with an attention, then score it.
+
+    OPENBLAS_NUM_THREADS=1 python scripts/context_sweep.py --attention spike_matrix_shift \
+        --seed 0 --steps 300 --out /work/runs/context/lm/spike_matrix_shift-s0
+Writes <out>/result.json: BPC on the mixed validation slice (every source, spike_lib.train.
+heldout.mixed_slice) with the full context and with at most 8 previous tokens (the context
+gain is their difference), process CPU seconds of training, firing rates and the load average.
+data/checkpoints/CONTEXT.md describes the protocol; collect_context_sweep merges the results.
+"""
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+# the LM probe: the book preset made smaller, so a sweep fits on a shared 2-core CPU
+PROBE = {"n_layer": 2, "n_embd": 128, "n_head": 2, "d_ff": 512, "block_size": 64}
+
+
+def window_bpc(model, ids, n_chars, block_size, context_tokens=None, batch=256) -> float:
+    """BPC of ids as `eval` scores it (windows of block_size) with at most context_tokens."""
+    import mlx.core as mx
+
+    ids = np.asarray(ids, np.int64)
+    i = np.arange(1, len(ids))
+    avail = i - ((i - 1) // block_size) * block_size
+    if context_tokens is not None:
+        avail = np.minimum(avail, context_tokens)
+    total = 0.0
+    for a in np.unique(avail):  # one batch shape per context length
+        sel = i[avail == a]
+        ctx = np.stack([ids[t - a : t] for t in sel])  # (M, a)
+        for s in range(0, len(sel), batch):
+            logits = model(mx.array(ctx[s : s + batch]))[:, -1, :]  # (m, V)
+            logp = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+            tgt = mx.array(ids[sel[s : s + batch]])
+            total -= float(mx.take_along_axis(logp, tgt[:, None], axis=-1).sum())
+    return total / (math.log(2) * n_chars)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--attention", required=True)
+    p.add_argument("--no-spiking", dest="spiking", action="store_false")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--val-tokens", type=int, default=4096)
+    p.add_argument("--context-tokens", type=int, default=8)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+
+    from spike_lib.core.overrides import parse_overrides
+    from spike_lib.mlx_impl.model import load_checkpoint
+    from spike_lib.train.heldout import mixed_slice
+    from spike_lib.train.runs import train_run
+
+    sets = {**PROBE, **(parse_overrides(args.set) or {})}
+    out = Path(args.out)
+    load0 = os.getloadavg()
+    cpu0, wall0 = time.process_time(), time.time()
+    summary = train_run(out, config="book", backend="mlx", attention=args.attention,
+                        spiking=args.spiking, seed=args.seed, steps=args.steps,
+                        batch_size=args.batch_size, lr=args.lr, eval_every=args.steps,
+                        val_tokens=512, set=sets)
+    cpu_s, wall_s = time.process_time() - cpu0, time.time() - wall0
+    model, tok, _ = load_checkpoint(out / "checkpoint")
+    model.train(False)
+    ids = mixed_slice(tok, args.val_tokens)
+    n_chars = len(tok.decode(ids[1:].tolist()))
+    bs = model.cfg.block_size
+    full = window_bpc(model, ids, n_chars, bs)
+    short = window_bpc(model, ids, n_chars, bs, args.context_tokens)
+    import mlx.core as mx
+
+    model(mx.array(ids[None, :bs]))
+    rates = model.firing_rates()
+    result = {"attention": args.attention, "spiking": args.spiking, "seed": args.seed,
+              "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "set": sets,
+              "val_bpc_mixed": full, f"val_bpc_ctx{args.context_tokens}": short,
+              "context_gain": short - full, "train_loss": summary["loss"],
+              "train_cpu_s": round(cpu_s, 1), "train_wall_s": round(wall_s, 1),
+              "cpu_s_per_step": round(cpu_s / args.steps, 3), "params": model.num_params(),
+              "firing_rate_mean": float(np.mean(list(rates.values()))) if rates else None,
+              "firing_rates": rates, "loadavg_start": load0, "loadavg_end": os.getloadavg(),
+              "val_tokens": args.val_tokens}
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "firing_rates"}))
+
+
+if __name__ == "__main__":
+    main()
