@@ -1,4 +1,4 @@
-"""Tidy the chapter notebooks' metadata and tags so JupyterLab and the book show them cleanly.
+r"""Tidy the chapter notebooks' metadata and tags so JupyterLab and the book show them cleanly.
 
 Usage: .venv/bin/python scripts/tidy_notebooks.py [notebooks/NN_x.ipynb ...]   (default: all)
        .venv/bin/python scripts/tidy_notebooks.py --check     (exit 1 if a notebook would change)
@@ -18,6 +18,9 @@ outputs. What it does:
    "Show solution" / "Hide solution" (nb_code_prompt_show/hide in _config.yml).
 4. An "## Exercises" list followed by its solution cells in one block (chapter 4) is split so
    each exercise is followed by its own solution.
+5. Display equations use one numbering convention, `\tag{N.M}` (a trailing `\qquad (N.M)` is
+   turned into it), and the row break `\\` inside `cases` of a tagged equation becomes `\cr`:
+   Sphinx wraps maths holding a row break in a split environment, where MathJax refuses `\tag`.
 """
 
 import platform
@@ -46,6 +49,25 @@ LIST_ITEM = re.compile(r"^(\d+)\. (.*)$")
 EXERCISE_INTRO = ("Each exercise has a check in `spike_lib.exercises.ch{nn}`: write your answer in a "
                   "new cell and call the check; it prints \"correct\" or raises an `AssertionError` "
                   "with a hint. The hidden cells hold a solution.")
+
+
+DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
+QQUAD_NUMBER = re.compile(r"\\qquad\s*\((\d+\.\d+)\)(\s*)$")
+CASES = re.compile(r"\\begin\{cases\}.*?\\end\{cases\}", re.DOTALL)
+
+
+def tidy_equation(match):
+    body = QQUAD_NUMBER.sub(r"\\tag{\1}\2", match.group(1))
+    if "\\tag" in body:
+        body = CASES.sub(lambda m: m.group(0).replace("\\\\", "\\cr"), body)
+    return f"$${body}$$"
+
+
+def exercise_number(above, default):
+    """The number of the exercise a solution answers: the last '**N.' of the cell above it (a
+    chapter split in two parts may go on counting), else its position in the notebook."""
+    found = re.findall(r"\*\*(\d+)\.", above.source) if above and above.cell_type == "markdown" else []
+    return int(found[-1]) if found else default
 
 
 def is_solution(cell):
@@ -103,12 +125,14 @@ def tidy(nb, chapter):
     nb.metadata["language_info"] = dict(LANGUAGE_INFO)
     split_exercise_list(nb, chapter)
     n_solution = 0
-    for cell in nb.cells:
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            cell.source = DISPLAY_MATH.sub(tidy_equation, cell.source)
         if cell.cell_type != "code":
             continue
         move_markers_to_tags(cell)
         if is_solution(cell):
-            n_solution += 1
+            n_solution = exercise_number(nb.cells[i - 1] if i else None, n_solution + 1)
             body = SOLUTION_COMMENT.sub("", cell.source, count=1)
             cell.source = f"# Solution to exercise {n_solution}\n{body}"
     return nb
@@ -117,7 +141,8 @@ def tidy(nb, chapter):
 def main(argv):
     check = "--check" in argv
     paths = [Path(a) for a in argv if a != "--check"] or sorted(
-        (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+        p for p in (ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb")  # 08, 08a, 08b
+        if not p.name.endswith(".tmp.ipynb"))
     changed = []
     for path in paths:
         before = path.read_text(encoding="utf-8")
