@@ -268,3 +268,76 @@ def test_every_mlx_name_has_a_numpy_port():
 
     assert {n: (c.__name__, kw) for n, (c, kw) in MC.NAMES.items()} == {
         n: (c.__name__, kw) for n, (c, kw) in C.NAMES.items()}
+
+
+# -- the whole model with each attention, selected by name ---------------------------------------
+def test_model_builds_each_attention_by_name():
+    from spike_lib.numpy_impl.model import SpikeLLM
+    from spike_lib.train.check import gradcheck_config
+
+    for name, (cls, _) in C.NAMES.items():
+        model = SpikeLLM(gradcheck_config(attention=name))
+        assert all(type(b.modules["attn"]) is cls for b in model.blocks), name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_whole_model_gradcheck_by_name(name, capsys):
+    import json
+
+    from spike_lib.cli import main
+
+    # `python -m spike_lib check --backend numpy --attention NAME` on the tiny check config
+    # (2 blocks, width 8, T = 3), a random subset of 6 entries per tensor to stay quick
+    assert main(["check", "--backend", "numpy", "--attention", name, "--max-entries", "6",
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["attention"] == name and res["ok"] is True and res["max_rel_err"] < 1e-6
+
+
+@pytest.mark.parametrize("name", ["sdsa_decay", "spike_matrix_running", "hybrid"])
+def test_whole_model_gradcheck_of_the_twin(name):
+    from spike_lib.train.check import gradcheck_config, model_gradcheck
+
+    res = model_gradcheck(gradcheck_config(attention=name, spiking=False), max_entries=6)
+    assert res["max_rel_err"] < 1e-6, res["worst_tensor"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_whole_model_is_exactly_causal(name, rng):
+    from spike_lib.numpy_impl.model import SpikeLLM
+    from spike_lib.train.check import gradcheck_config
+
+    cfg = gradcheck_config(attention=name)
+    model = SpikeLLM(cfg)
+    idx = rng.integers(0, cfg.vocab_size, (2, cfg.block_size))
+    logits = model(idx)
+    for j in range(cfg.block_size):
+        idx2 = idx.copy()
+        idx2[:, j] = (idx2[:, j] + 1) % cfg.vocab_size
+        assert np.array_equal(model(idx2)[:, :j], logits[:, :j]), f"token {j} leaked back"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_whole_model_matches_mlx(name):
+    mx = pytest.importorskip("mlx.core")
+    from mlx.utils import tree_flatten
+
+    from spike_lib.core.config import Config
+    from spike_lib.mlx_impl.model import SpikeLLM as MxSpikeLLM
+    from spike_lib.mlx_impl.train import loss_and_grads
+    from spike_lib.numpy_impl.layers import cross_entropy
+    from spike_lib.numpy_impl.model import SpikeLLM
+
+    cfg = Config.tiny(n_layer=2, vocab_size=40, block_size=8, attention=name)
+    ref, model = SpikeLLM(cfg), MxSpikeLLM(cfg)  # the same seed: the same weights
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 40, (3, 8)), rng.integers(0, 40, (3, 8))
+    loss, dlogits = cross_entropy(ref(x), y)
+    ref.zero_grad()
+    ref.backward(dlogits)
+    mloss, grads = loss_and_grads(model, mx.array(x), mx.array(y))
+    grads = dict(tree_flatten(grads))
+    assert abs(mloss.item() - loss) < 1e-5 * loss
+    errs = {n: normwise_rel_error(np.array(grads[n]), g) for n, _, g in ref.named_parameters()
+            if np.abs(g).max() > 1e-6}  # softmax's key bias: 0 by symmetry
+    assert max(errs.values()) < 1e-5, max(errs, key=errs.get)

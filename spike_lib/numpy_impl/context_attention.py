@@ -90,6 +90,7 @@ class _Base(Module):
         if mask is not None:
             raise ValueError(f"{type(self).__name__} is a causal language-model attention and "
                              "takes no padding mask: crop the batch to equal lengths")
+        self.x_in = x  # for last_spikes (a reference, not a copy)
         if not self.shift:
             return x, x, x
         mk, mv = self.params["shift_k"], self.params["shift_v"]
@@ -108,6 +109,16 @@ class _Base(Module):
 
     def _spikes(self, name, x):
         return self.modules[f"{name}_lif"](self.modules[f"{name}_proj"](x))
+
+    def last_spikes(self) -> dict:
+        """{"x", "q", "k", "v"}: the last forward's input and Q, K, V spikes, (T, B, L, D) each,
+        for spike_lib.core.energy.attention_rates (real-valued Q, K are left out)."""
+        out = {"x": self.x_in}
+        for name in "qkv":
+            lif = self.modules.get(f"{name}_lif")
+            if lif is not None and getattr(lif, "last_spk", None) is not None:
+                out[name] = lif.last_spk
+        return out
 
     def _spikes_backward(self, name, dspk):
         return self.modules[f"{name}_proj"].backward(self.modules[f"{name}_lif"].backward(dspk))
