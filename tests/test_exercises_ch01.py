@@ -5,56 +5,82 @@ import math
 import numpy as np
 import pytest
 
-from spike_lib.exercises import ch01
 from spike_lib.core.neurons import lif_backward, lif_forward
 from spike_lib.core.surrogate import ArcTan
+from spike_lib.exercises import ch01
 
 
-def test_lif_by_hand(capsys):
-    ch01.check_lif_by_hand([0.25, 0.125, 1.0625, 0.78125, 0.390625], [0, 0, 1, 0, 0])
+def test_lif_by_hand_in_snntorch_convention(capsys):
+    # U = 0.25, 0.125, 1.0625 (spike), 0.53125 + 1.2 - 1, 0.5 * 0.73125
+    ch01.check_lif_by_hand([0.25, 0.125, 1.0625, 0.73125, 0.365625], [0, 0, 1, 0, 0])
     assert "correct" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="course's 'subtract' reset"):  # threshold leaked
+        ch01.check_lif_by_hand([0.25, 0.125, 1.0625, 1.23125, 0.115625], [0, 0, 1, 1, 0])
     with pytest.raises(AssertionError, match=r"mem\[3\]"):  # forgot the reset
-        ch01.check_lif_by_hand([0.25, 0.125, 1.0625, 1.28125, 0.640625], [0, 0, 1, 0, 0])
+        ch01.check_lif_by_hand([0.25, 0.125, 1.0625, 1.73125, 0.865625], [0, 0, 1, 1, 0])
     with pytest.raises(AssertionError, match="one per timestep"):
         ch01.check_lif_by_hand([0.25], [0])
 
 
-def test_fast_sigmoid_grad(capsys):
-    ch01.check_fast_sigmoid_grad(lambda x, k: 1 / (1 + k * np.abs(x)) ** 2)
-    assert "correct" in capsys.readouterr().out
-    with pytest.raises(AssertionError, match="absolute value"):
-        ch01.check_fast_sigmoid_grad(lambda x, k: 1 / (1 + k * x) ** 2)
-
-
-def _zero_reset_rate(x, beta, threshold):
+def _refractory_rate(x, beta, threshold, r):
     if x <= threshold * (1 - beta):
         return 0.0
-    return 1.0 / (math.floor(math.log(1 - threshold * (1 - beta) / x) / math.log(beta)) + 1)
+    n = math.floor(math.log(1 - threshold * (1 - beta) / x) / math.log(beta)) + 1
+    return 1.0 / (n + r)
 
 
-def test_zero_reset_rate(capsys):
-    ch01.check_zero_reset_rate(_zero_reset_rate)
+def test_refractory_rate(capsys):
+    ch01.check_refractory_rate(_refractory_rate)
     assert "correct" in capsys.readouterr().out
-    with pytest.raises(AssertionError, match="rate should be"):  # the beta = 1 answer x / threshold
-        ch01.check_zero_reset_rate(lambda x, beta, threshold: min(x / threshold, 1.0))
+    with pytest.raises(AssertionError, match="n\\* \\+ r"):  # Eq. 1.5 without the refractory time
+        ch01.check_refractory_rate(lambda x, b, th, r: _refractory_rate(x, b, th, 0))
 
 
-def test_bptt_zero_reset(capsys):
+def test_spikingjelly_translation(capsys):
+    ch01.check_spikingjelly_translation(
+        lambda tau, v_th, hard: (1 - 1 / tau, 1 / tau, v_th, "zero" if hard else "subtract"))
+    assert "correct" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="Euler"):
+        ch01.check_spikingjelly_translation(
+            lambda tau, v_th, hard: (math.exp(-1 / tau), 1 / tau, v_th, "zero" if hard else "subtract"))
+    with pytest.raises(AssertionError, match="divides the input"):
+        ch01.check_spikingjelly_translation(
+            lambda tau, v_th, hard: (1 - 1 / tau, 1.0, v_th, "zero" if hard else "subtract"))
+    with pytest.raises(AssertionError, match="v_reset=0 is the zero reset"):
+        ch01.check_spikingjelly_translation(lambda tau, v_th, hard: (1 - 1 / tau, 1 / tau, v_th, "zero"))
+
+
+def test_gaussian_surrogate(capsys):
+    erf = np.vectorize(math.erf)
+    grad = lambda z, s: np.exp(-0.5 * (z / s) ** 2) / (s * math.sqrt(2 * math.pi))  # noqa: E731
+    smooth = lambda z, s: 0.5 * (1 + erf(z / (s * math.sqrt(2))))  # noqa: E731
+    ch01.check_gaussian_surrogate(grad, smooth)
+    assert "correct" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="area 1"):  # unnormalised bump
+        ch01.check_gaussian_surrogate(lambda z, s: np.exp(-0.5 * (z / s) ** 2), smooth)
+    with pytest.raises(AssertionError, match="G' is not g"):
+        ch01.check_gaussian_surrogate(grad, lambda z, s: 0.5 * (1 + np.tanh(z / s)))
+
+
+def test_bptt_after_leak(capsys):
     def backward(dspk, mem, spk, beta, threshold):
-        g, dx, dv = ArcTan().grad, np.empty_like(mem), np.zeros_like(mem[0])
+        g, dx = ArcTan().grad, np.empty_like(mem)
+        du_next = np.zeros_like(mem[0])
         for t in reversed(range(len(mem))):
-            du = dv * (1 - spk[t]) + dspk[t] * g(mem[t] - threshold)
-            dx[t], dv = du, beta * du
+            ds = dspk[t] - threshold * du_next
+            du_next = dx[t] = beta * du_next + ds * g(mem[t] - threshold)
         return dx
 
-    ch01.check_bptt_zero_reset(backward)
+    ch01.check_bptt_after_leak(backward)
     assert "correct" in capsys.readouterr().out
-    with pytest.raises(AssertionError, match=r"multiplied by \(1 - s\)"):
-        ch01.check_bptt_zero_reset(
-            lambda d, m, s, b, th: lif_backward(d, m, s, b, th, "subtract", "arctan")
-        )
+    with pytest.raises(AssertionError, match="detached gradient"):
+        ch01.check_bptt_after_leak(
+            lambda d, m, s, b, th: lif_backward(d, m, s, b, th, "subtract_after_leak", "arctan"))
+    with pytest.raises(AssertionError, match="'subtract' reset's backward"):
+        ch01.check_bptt_after_leak(
+            lambda d, m, s, b, th: lif_backward(d, m, s, b, th, "subtract", "arctan", False))
     with pytest.raises(AssertionError, match="walk t backwards"):
-        ch01.check_bptt_zero_reset(lambda d, m, s, b, th: d)
+        ch01.check_bptt_after_leak(lambda d, m, s, b, th: d)
 
 
 def test_target_time(capsys):

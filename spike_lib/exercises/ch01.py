@@ -1,16 +1,20 @@
 """Checks for chapter 1's exercises: each raises AssertionError with a hint, or prints "correct".
 
-Taught in: notebooks/01_lif_neurons.ipynb
+Part 1 (neurons): check_lif_by_hand, check_refractory_rate, check_spikingjelly_translation.
+Part 2 (surrogate gradients): check_gaussian_surrogate, check_bptt_after_leak, check_target_time.
+Taught in: notebooks/01_lif_neurons.ipynb and notebooks/01b_surrogate_gradients.ipynb
 """
+
+import math
 
 import numpy as np
 
 from spike_lib.core.gradcheck import rel_error
 from spike_lib.core.neurons import lif_backward, lif_forward, rate_encode
-from spike_lib.core.surrogate import FastSigmoid
 
-# exercise 1: one neuron, by hand (binary fractions, so the answers are exact)
-EX1 = {"beta": 0.5, "threshold": 1.0, "reset": "subtract", "x": [0.25, 0.0, 1.0, 0.75, 0.0]}
+# part 1, exercise 1: one neuron by hand, in snnTorch's convention (subtract after the leak)
+EX1 = {"beta": 0.5, "threshold": 1.0, "reset": "subtract_after_leak",
+       "x": [0.25, 0.0, 1.0, 1.2, 0.0]}
 
 
 def _correct(name):
@@ -18,93 +22,144 @@ def _correct(name):
 
 
 def check_lif_by_hand(mem, spk):
-    """Exercise 1: mem u[t] and spk s[t] (5 values each) for EX1's neuron."""
-    ref_spk, ref_mem = lif_forward(np.array(EX1["x"]), EX1["beta"], EX1["threshold"], EX1["reset"])
+    """Part 1, exercise 1: mem U[t] and spk S[t] (5 values each) for EX1's snnTorch-style neuron."""
+    x = np.array(EX1["x"])
+    ref_spk, ref_mem = lif_forward(x, EX1["beta"], EX1["threshold"], EX1["reset"])
+    ours_spk, ours_mem = lif_forward(x, EX1["beta"], EX1["threshold"], "subtract")
     mem, spk = np.asarray(mem, dtype=float), np.asarray(spk, dtype=float)
-    for name, mine, ref in (("mem", mem, ref_mem), ("spk", spk, ref_spk)):
+    for name, mine, ref, ours in (("mem", mem, ref_mem, ours_mem), ("spk", spk, ref_spk, ours_spk)):
         assert mine.shape == ref.shape, f"{name} needs {ref.shape[0]} values, one per timestep"
         bad = np.nonzero(~np.isclose(mine, ref, atol=1e-9))[0]
+        if bad.size and np.allclose(mine, ours, atol=1e-9):
+            raise AssertionError(
+                f"{name} is the course's 'subtract' reset (threshold off before the leak). "
+                "snnTorch leaks first: U[t] = beta U[t-1] + x[t] - threshold S[t-1]")
         assert not bad.size, (
-            f"{name}[{bad[0]}] = {mine[bad[0]]} is wrong. Charge first, u = beta * v + x, then "
-            "fire if u > threshold, then reset v = u - threshold * s; mem is u before the reset."
-        )
-    _correct("LIF by hand")
+            f"{name}[{bad[0]}] = {mine[bad[0]]} is wrong. snnTorch: U[t] = beta U[t-1] + x[t] - "
+            "threshold S[t-1], then S[t] = 1 if U[t] > threshold; mem is U[t].")
+    _correct("LIF by hand, snnTorch's convention")
 
 
-def check_fast_sigmoid_grad(fn, slope=2.0):
-    """Exercise 2: fn(x, slope) must return the fast-sigmoid pseudo-derivative 1/(1+k|x|)^2."""
-    x = np.array([-3.0, -1.0, -0.25, 0.0, 0.1, 0.5, 2.0])
-    mine = np.asarray(fn(x, slope), dtype=float)
-    ref = FastSigmoid(slope).grad(x)
-    assert mine.shape == x.shape, f"fn must work elementwise: got shape {mine.shape} for {x.shape}"
-    assert np.isclose(mine[3], 1.0), f"g(0) should be 1 (the peak), got {mine[3]}"
-    assert np.allclose(mine, ref), (
-        f"g({x}) should be {np.round(ref, 4)}, got {np.round(mine, 4)}; the formula is "
-        "1 / (1 + slope * |x|) ** 2 (is the absolute value there?)"
-    )
-    _correct("fast sigmoid gradient")
-
-
-def _simulated_zero_reset_rate(x, beta, threshold, max_steps=10_000):
-    """1 / (first spike time, counted from 1) of a neuron at rest: with zero reset, its period."""
-    v = 0.0
-    for n in range(1, max_steps + 1):
+def _simulated_refractory_rate(x, beta, threshold, refractory, steps=6000):
+    """Spikes per step of a zero-reset LIF held at 0 for `refractory` steps after each spike."""
+    v, hold, n = 0.0, 0, 0
+    for _ in range(steps):
+        if hold:
+            hold -= 1
+            continue
         u = beta * v + x
         if u > threshold:
-            return 1.0 / n
-        v = u
-    return 0.0
+            n, v, hold = n + 1, 0.0, refractory
+        else:
+            v = u
+    return n / steps
 
 
-def check_zero_reset_rate(fn):
-    """Exercise 3: fn(x, beta, threshold) = firing rate of constant input x with zero reset."""
-    rng = np.random.default_rng(3)
-    cases = [(0.05, 0.9, 1.0), (2.0, 0.5, 1.0), (0.12, 0.9, 1.0)]
-    cases += [(float(rng.uniform(0.02, 1.5)), b, t) for b in (0.5, 0.8, 0.95) for t in (0.5, 1.0)]
-    for x, beta, threshold in cases:
-        ref = _simulated_zero_reset_rate(x, beta, threshold)
-        mine = float(fn(x, beta, threshold))
-        assert np.isclose(mine, ref), (
-            f"x={x:.4f}, beta={beta}, threshold={threshold}: rate should be {ref:.4f} spikes per "
-            f"timestep, got {mine:.4f}. From rest, u_n = x (1 - beta^n) / (1 - beta); the first n "
-            "with u_n > threshold is the period, and it never fires if x <= threshold (1 - beta)."
-        )
-    _correct("zero-reset firing rate")
+def check_refractory_rate(fn):
+    """Part 1, exercise 2: fn(x, beta, threshold, refractory) = rate with a refractory period."""
+    cases = [(0.05, 0.9, 1.0, 2), (2.0, 0.5, 1.0, 0), (2.0, 0.5, 1.0, 3), (0.3, 0.8, 1.0, 1),
+             (0.6, 0.95, 1.0, 4), (1.1, 0.5, 0.5, 2), (0.21, 0.8, 1.0, 5)]
+    for x, beta, threshold, r in cases:
+        ref = _simulated_refractory_rate(x, beta, threshold, r)
+        mine = float(fn(x, beta, threshold, r))
+        assert abs(mine - ref) < 2e-3, (
+            f"x={x}, beta={beta}, threshold={threshold}, refractory={r}: the rate should be "
+            f"{ref:.4f} spikes per step, got {mine:.4f}. After a spike the neuron sits out r "
+            "steps, then needs n* steps from rest (Eq. 1.5): one spike every n* + r steps.")
+    _correct("refractory firing rate")
 
 
-def check_bptt_zero_reset(fn):
-    """Exercise 4: fn(dspk, mem, spk, beta, threshold) = dL/dx for zero reset, reset detached."""
+def _spikingjelly_lif(x, tau, v_threshold, hard_reset):
+    """SpikingJelly's LIFNode with decay_input=True, v_reset=0 (hard) or None (soft), by hand."""
+    v, spks = 0.0, []
+    for x_t in x:
+        h = v + (x_t - v) / tau  # charge: H = V + (X - (V - V_reset)) / tau
+        s = float(h >= v_threshold)  # fires at >=
+        v = h * (1 - s) if hard_reset else h - v_threshold * s
+        spks.append(s)
+    return np.array(spks)
+
+
+def check_spikingjelly_translation(fn):
+    """Part 1, exercise 3: fn(tau, v_threshold, hard_reset) = (beta, input_scale, threshold, reset).
+
+    lif_forward(input_scale * x, beta, threshold, reset) must spike as SpikingJelly's LIFNode
+    (decay_input=True) does on the same x.
+    """
+    rng = np.random.default_rng(5)
+    for tau, v_th, hard in [(2.0, 1.0, True), (2.0, 0.5, False), (4.0, 1.0, False), (1.5, 0.8, True)]:
+        out = fn(tau, v_th, hard)
+        assert len(out) == 4, "return (beta, input_scale, threshold, reset)"
+        beta, scale, threshold, reset = out
+        x = rng.uniform(0.0, 2.5 * v_th, 300) + 1e-7  # no exact ties with the threshold
+        ref = _spikingjelly_lif(x, tau, v_th, hard)
+        spk, _ = lif_forward(scale * x, float(beta), float(threshold), reset)
+        if not np.array_equal(spk, ref):
+            hint = ("the leak of H = V + (X - V) / tau is 1 - 1/tau (an Euler step), not "
+                    "exp(-1/tau)" if not math.isclose(beta, 1 - 1 / tau) else
+                    "decay_input divides the input by tau" if not math.isclose(scale, 1 / tau)
+                    else "v_reset=0 is the zero reset, v_reset=None the subtract reset")
+            raise AssertionError(f"tau={tau}, v_threshold={v_th}, hard reset={hard}: "
+                                 f"{int((spk != ref).sum())} of 300 steps differ; {hint}")
+    _correct("SpikingJelly translation")
+
+
+def check_gaussian_surrogate(grad, smooth, sigma=0.5):
+    """Part 2, exercise 1: grad(z, sigma) and smooth(z, sigma) of the Gaussian surrogate pair.
+
+    g is the normal density with standard deviation sigma (area 1), G its antiderivative with
+    G(0) = 1/2 (a soft step from 0 to 1).
+    """
+    z = np.linspace(-3, 3, 61) + 0.01
+    g = np.asarray(grad(z, sigma), dtype=float)
+    G = np.asarray(smooth(z, sigma), dtype=float)
+    ref = np.exp(-0.5 * (z / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+    assert g.shape == z.shape and G.shape == z.shape, "both functions must work elementwise"
+    assert np.allclose(g, ref, atol=1e-9), (
+        f"g(0.01) should be {ref[30]:.4f}, got {g[30]:.4f}: the normal density "
+        "exp(-z^2 / (2 sigma^2)) / (sigma sqrt(2 pi)) has area 1")
+    numeric = (np.asarray(smooth(z + 1e-6, sigma)) - np.asarray(smooth(z - 1e-6, sigma))) / 2e-6
+    assert np.allclose(numeric, g, atol=1e-5), (
+        "G' is not g: G(z) = (1 + erf(z / (sigma sqrt 2))) / 2 (math.erf, elementwise)")
+    assert math.isclose(float(smooth(np.array(0.0), sigma)), 0.5, abs_tol=1e-9), "G(0) must be 1/2"
+    _correct("Gaussian surrogate pair")
+
+
+def check_bptt_after_leak(fn):
+    """Part 2, exercise 2: fn(dspk, mem, spk, beta, threshold) = dL/dx for reset=
+    "subtract_after_leak" (snnTorch), reset NOT detached, arctan surrogate."""
     rng = np.random.default_rng(4)
     x = rng.normal(0.6, 0.8, (20, 6))
-    spk, mem = lif_forward(x, 0.8, 1.0, "zero", "arctan")
+    spk, mem = lif_forward(x, 0.8, 1.0, "subtract_after_leak", "arctan")
+    assert 0.1 < spk.mean() < 0.6  # the check sees spikes and silences
     dspk = rng.standard_normal(x.shape)
-    ref = lif_backward(dspk, mem, spk, 0.8, 1.0, "zero", "arctan", detach_reset=True)
+    ref = lif_backward(dspk, mem, spk, 0.8, 1.0, "subtract_after_leak", "arctan", False)
     mine = np.asarray(fn(dspk, mem, spk, 0.8, 1.0), dtype=float)
     assert mine.shape == ref.shape, f"dx must have the shape of mem {ref.shape}, got {mine.shape}"
     if rel_error(mine, ref) > 1e-6:
-        subtract = lif_backward(dspk, mem, spk, 0.8, 1.0, "subtract", "arctan")
-        hint = (
-            "you used the subtract-reset backward: with v = u (1 - s) the carried gradient "
-            "is multiplied by (1 - s)"
-            if rel_error(mine, subtract) < 1e-6
-            else "walk t backwards: du = dv (1 - s) + dspk g(u - threshold), then dv = beta du "
-            "(use spike_lib.core.surrogate.ArcTan().grad for g)"
-        )
-        raise AssertionError(
-            f"dx differs from lif_backward (rel err {rel_error(mine, ref):.1e}): {hint}"
-        )
-    _correct("BPTT for zero reset")
+        detached = lif_backward(dspk, mem, spk, 0.8, 1.0, "subtract_after_leak", "arctan", True)
+        ours = lif_backward(dspk, mem, spk, 0.8, 1.0, "subtract", "arctan", False)
+        hint = ("that is the detached gradient: here s[t] also lowers u[t+1] by threshold, so "
+                "ds[t] gets - threshold * du[t+1]" if rel_error(mine, detached) < 1e-6 else
+                "that is the 'subtract' reset's backward: in snnTorch's convention the "
+                "threshold is not leaked, so ds[t] gets - threshold * du[t+1], not "
+                "- threshold * beta * du[t+1]" if rel_error(mine, ours) < 1e-6 else
+                "walk t backwards keeping du[t+1]: ds = dspk[t] - threshold du[t+1], du[t] = "
+                "beta du[t+1] + ds g(u[t] - threshold)")
+        raise AssertionError(f"dx differs from the exact gradient (rel err "
+                             f"{rel_error(mine, ref):.1e}): {hint}")
+    _correct("BPTT, snnTorch's convention, reset attached")
 
 
 def target_time_task():
-    """Exercise 5's fixed problem: inputs inp (T, N_in), target spike times, LIF settings."""
+    """Part 2, exercise 3's fixed problem: inputs inp (T, N_in), target spike times, LIF settings."""
     rng = np.random.default_rng(1)
     inp = rate_encode(np.full(20, 0.2), 30, rng)  # (T=30, N_in=20)
     return {"inp": inp, "t_target": np.array([8, 15, 24]), "beta": 0.9, "threshold": 1.0}
 
 
 def check_target_time(W, tol=1):
-    """Exercise 5: with weights W (20, 3), output j fires once, within tol steps of t_target[j]."""
+    """Part 2, exercise 3: with W (20, 3), output j fires once, within tol steps of t_target[j]."""
     task = target_time_task()
     W = np.asarray(W, dtype=float)
     assert W.shape == (20, 3), f"W must have shape (N_in, N_out) = (20, 3), got {W.shape}"
