@@ -32,7 +32,7 @@ def _builtins() -> dict:
     cfg.attention), though the blocks build the built-ins directly, as before plug-ins.
     """
     tok = {n: {"numpy": "spike_lib.tokenizers:get_tokenizer", "args": (n,)}
-           for n in ("char", "syllable", "bpe", "gpt2")}
+           for n in ("char", "syllable", "bpe", "gpt2", "wordpiece", "bert-cased", "bert-chinese")}
     return {"neuron": {"lif": {"numpy": "spike_lib.numpy_impl.neurons:LIF",
                                "mlx": "spike_lib.mlx_impl.neurons:LIF"}},
             "attention": {**{n: {"numpy": "spike_lib.numpy_impl.blocks:make_attention",
