@@ -341,3 +341,54 @@ def test_whole_model_matches_mlx(name):
     errs = {n: normwise_rel_error(np.array(grads[n]), g) for n, _, g in ref.named_parameters()
             if np.abs(g).max() > 1e-6}  # softmax's key bias: 0 by symmetry
     assert max(errs.values()) < 1e-5, max(errs, key=errs.get)
+
+
+# -- energy: the rates the report uses are the operations the modules did -------------------------
+def test_energy_rates_count_the_modules_operations(rng):
+    from spike_lib.core.energy import attention_rates
+
+    x = rng.normal(0.8, 1.0, (2, 3, 6, 8)).astype(np.float32)
+    t, n_tok, d, h = 2, 6, 8, 2
+    pairs_d = t * 3 * n_tok * (n_tok + 1) // 2 * d  # T x P x D
+    quad = build("spike_matrix")
+    quad(x)
+    r = attention_rates("spike_matrix", h, **quad.last_spikes())
+    _, k, v, a0, _, _ = quad.mix_cache
+    assert a0.sum() > 0 and np.isclose(a0.sum(), r["qk"] * pairs_d)  # one AC per coincidence
+    tril = np.tril(np.ones((n_tok, n_tok)))
+    assert np.isclose((tril @ v).sum(), r["v_pairs"] * pairs_d)  # (l, l', j) with V[l', j] = 1
+    outer = np.count_nonzero(k[..., :, None] * v[..., None, :])  # K_i AND V_j, per token/head
+    assert np.isclose(outer, r["kv_outer"] * t * 3 * n_tok * h * (d // h) ** 2)
+    mean = build("sdsa_shift")
+    mean(x)
+    r = attention_rates("sdsa_shift", h, **mean.last_spikes())
+    assert np.isclose((mean.cache[1] * mean.cache[2]).sum(), r["kv"] * x.size)  # K AND V
+    assert np.isclose(C.token_shift(x).sum(), r["prev"] * x.size)
+
+
+@pytest.mark.parametrize("name", ["sdsa_shift", "spike_matrix_running", "hybrid",
+                                  "softmax_shift"])
+def test_model_energy_report_rows(name, rng):
+    from spike_lib.core.energy import attention_core_ops
+    from spike_lib.numpy_impl.model import SpikeLLM
+    from spike_lib.train.check import gradcheck_config
+
+    cfg = gradcheck_config(attention=name)
+    model = SpikeLLM(cfg)
+    model(rng.integers(0, cfg.vocab_size, (2, 6)))
+    rep = model.energy_report(2, 6)
+    rows = {r["layer"]: r for r in rep.rows}
+    rates = model.firing_rates()
+    for i in range(cfg.n_layer):
+        b = f"blocks.{i}"
+        for op in attention_core_ops(name, 2, 6, 8, 2):
+            assert op["kind"] == "exp" or f"{b}.attn.{op['op']}" in rows
+        assert rows[f"{b}.fc1"]["firing_rate"] == rates[f"{b}.sn2"]  # the MLP stays spike-driven
+        out = rows[f"{b}.attn.out_proj"]["firing_rate"]
+        x_out = model.blocks[i].modules["attn"].modules["out_proj"].x
+        assert out is None if name == "softmax_shift" else out == float(x_out.mean())
+    n_exp = 3 * 2 * 21 * 2 * cfg.n_layer  # T x B x L (L + 1) / 2 x H per block
+    assert sum(rep.uncosted.values()) == (n_exp if "softmax" in name or name == "hybrid" else 0)
+    twin = SpikeLLM(cfg.replace(spiking=False))
+    twin(rng.integers(0, cfg.vocab_size, (2, 6)))
+    assert all(r["firing_rate"] is None for r in twin.energy_report(2, 6).rows)

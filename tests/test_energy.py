@@ -3,6 +3,7 @@
 import argparse
 import math
 
+import numpy as np
 import pytest
 
 from spike_lib.core import energy
@@ -11,6 +12,8 @@ from spike_lib.core.energy import (
     E_MAC_PJ,
     EnergyReport,
     ann_energy_pj,
+    attention_core_ops,
+    attention_rates,
     linear_flops,
     snn_energy_pj,
 )
@@ -54,3 +57,71 @@ def test_cli_run():
 def test_bad_inputs_raise(call, field):
     with pytest.raises(ValueError, match=field):
         call()
+
+
+# -- attention cores (issue 13): accumulates on spikes vs real multiplications, by hand ---------
+# one sequence, L = 3 tokens, D = 2, one head, T = 1; P = 6 causal pairs (l' <= l)
+HAND = {"x": [[1, 0], [0, 1], [1, 1]], "q": [[1, 0], [0, 1], [1, 1]],
+        "k": [[1, 1], [0, 0], [1, 1]], "v": [[1, 0], [0, 0], [1, 1]]}
+
+
+def hand_spikes():
+    return {key: np.array(a, dtype=np.float32)[None, None] for key, a in HAND.items()}
+
+
+def test_attention_rates_by_hand():
+    r = attention_rates("spike_matrix_shift", 1, **hand_spikes())
+    # K AND V fires at (0,0), (2,0), (2,1): 3 of 6 entries
+    assert r["kv"] == 0.5
+    # Q[l] . K[l'] over pairs: (0,0) 1, (1,0) 1, (1,1) 0, (2,0) 2, (2,1) 0, (2,2) 2 = 6 of P D = 12
+    assert r["qk"] == 0.5
+    # V[l'] is read by L - l' queries: token 0 (1 spike) x 3 + token 2 (2 spikes) x 1 = 5 of 12
+    assert r["v_pairs"] == pytest.approx(5 / 12)
+    # |K| |V| per token: 2 x 1 + 0 x 0 + 2 x 2 = 6 of n d_h^2 = 12 outer-product entries
+    assert r["kv_outer"] == 0.5
+    assert r["q"] == r["k"] == pytest.approx(4 / 6)
+    assert r["prev"] == pytest.approx(2 / 6)  # x[l-1]: [0 0], [1 0], [0 1]
+
+
+def test_attention_core_ops_by_hand():
+    rates = attention_rates("spike_matrix", 1, **hand_spikes())
+    rows = {r["op"]: r for r in attention_core_ops("spike_matrix", 1, 3, 2, 1, rates)}
+    assert {k: (r["kind"], r["ops"]) for k, r in rows.items()} == {
+        "scores": ("ac", 12), "score_sum": ("ac", 6), "mix": ("ac", 12), "divide": ("mac", 6)}
+    rep = EnergyReport(num_steps=1).add_attention("attn", list(rows.values()))
+    # 6 coincidences + 6 score adds + 5 value adds = 17 AC; 6 divisions as MACs
+    assert math.isclose(rep.snn_pj, 17 * 0.9 + 6 * 4.6)
+    running = attention_core_ops("spike_matrix_running", 1, 3, 2, 1, rates)
+    assert [(r["op"], r["kind"], r["ops"]) for r in running] == [
+        ("state", "ac", 12), ("key_sum", "ac", 6), ("read", "ac", 12), ("den", "ac", 6),
+        ("divide", "mac", 6)]
+    # 6 state adds + 4 key adds + 8 row reads (4 query spikes x d_h) + 4 den adds = 22 AC
+    rep = EnergyReport(num_steps=1).add_attention("attn", running)
+    assert math.isclose(rep.snn_pj, 22 * 0.9 + 6 * 4.6)
+
+
+def test_attention_core_ops_kinds():
+    def kinds(name):
+        return {r["op"]: r["kind"] for r in attention_core_ops(name, 2, 4, 8, 2)}
+
+    assert kinds("sdsa") == {"kv_sum": "ac"}
+    assert kinds("sdsa_mean") == {"kv_sum": "ac", "scale": "mac"}
+    assert kinds("sdsa_decay_shift") == {"kv_sum": "ac", "decay": "mac", "scale": "mac",
+                                         "k_shift": "ac", "v_shift": "ac"}
+    assert kinds("hybrid") == {"scores": "mac", "exp": "exp", "score_sum": "ac", "mix": "ac",
+                               "divide": "mac"}
+    assert kinds("softmax_shift")["mix"] == "mac"  # real V: the mix multiplies
+    shift = {r["op"]: r for r in attention_core_ops("sdsa_shift", 2, 4, 8, 2, {"prev": 0.25})}
+    rep = EnergyReport(num_steps=2).add_attention("a", [shift["k_shift"]])
+    # the SNN adds a second weight row per previous-token spike: 8 tokens x 8 x 8 x 0.25 x T=2;
+    # the ANN mixes instead: 2 multiplications per token and channel
+    assert math.isclose(rep.snn_pj, 8 * 64 * 0.25 * 2 * E_AC_PJ)
+    assert math.isclose(rep.ann_pj, 2 * 8 * 8 * E_MAC_PJ)
+    sdsa = attention_core_ops("sdsa", 2, 4, 8, 2)[0]
+    assert sdsa["ops"] == 2 * 4 * 8 and sdsa["rate"] == 1.0  # no rates given: every op counted
+    hyb = {r["op"]: r["ops"] for r in attention_core_ops("hybrid", 2, 4, 8, 2)}
+    assert hyb["scores"] == 2 * 10 * 8 and hyb["exp"] == 2 * 10 * 2  # P = B L (L + 1) / 2
+    rep = EnergyReport(num_steps=2).add_attention("a", attention_core_ops("hybrid", 2, 4, 8, 2))
+    assert rep.uncosted == {"a.exp": 80} and "not costed" in rep.table()
+    with pytest.raises(ValueError, match="has no energy accounting"):
+        attention_core_ops("nope", 1, 1, 1)

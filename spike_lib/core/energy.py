@@ -13,6 +13,8 @@ Taught in: notebooks/02_sdsa_colors.ipynb
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from spike_lib.core.config import check_range
 
 E_MAC_PJ = 4.6
@@ -40,17 +42,39 @@ def snn_energy_pj(flops, num_steps, firing_rate) -> float:
 
 @dataclass
 class EnergyReport:
-    """Per-layer op counts and energies. Add layers with .add(); read .ann_pj, .snn_pj."""
+    """Per-layer op counts and energies. Add layers with .add(); read .ann_pj, .snn_pj.
+
+    uncosted: {name: count} of operations the 45 nm table has no figure for (exps).
+    """
 
     num_steps: int
     rows: list = field(default_factory=list)
+    uncosted: dict = field(default_factory=dict)
 
-    def add(self, name, flops, firing_rate=None):
-        """firing_rate=None: the layer's input is real-valued, so it pays MACs even in an SNN."""
+    def add(self, name, flops, firing_rate=None, ann_flops=None):
+        """firing_rate=None: the layer's input is real-valued, so it pays MACs even in an SNN.
+
+        ann_flops: the MACs the ANN does instead, where it computes the layer otherwise
+        (default flops; token shift: an ANN mixes x, the SNN runs a second spike product).
+        """
         snn = (ann_energy_pj(flops) * self.num_steps if firing_rate is None
                else snn_energy_pj(flops, self.num_steps, firing_rate))
+        ann = ann_energy_pj(flops if ann_flops is None else ann_flops)
         self.rows.append({"layer": name, "flops": flops, "firing_rate": firing_rate,
-                          "ann_pj": ann_energy_pj(flops), "snn_pj": snn})
+                          "ann_pj": ann, "snn_pj": snn})
+        return self
+
+    def add_attention(self, prefix, rows, spiking=True):
+        """Add attention_core_ops rows as f"{prefix}.{op}": an "ac" row at its rate (every op
+        a MAC when spiking=False, the twin), a "mac" row as real multiplications, an "exp" row
+        to .uncosted (times num_steps: its count is per timestep)."""
+        for r in rows:
+            name = f"{prefix}.{r['op']}"
+            if r["kind"] == "exp":
+                self.uncosted[name] = self.uncosted.get(name, 0) + r["ops"] * self.num_steps
+            else:
+                self.add(name, r["ops"], r["rate"] if spiking and r["kind"] == "ac" else None,
+                         r.get("ann_ops"))
         return self
 
     @property
@@ -73,6 +97,7 @@ class EnergyReport:
             lines.append(f"{r['layer']:<18}{r['flops']:>12,}{rate:>8}{r['ann_pj']:>12,.0f}"
                          f"{r['snn_pj']:>12,.0f}")
         lines.append(f"{'total':<18}{'':>12}{'':>8}{self.ann_pj:>12,.0f}{self.snn_pj:>12,.0f}")
+        lines += [f"not costed: {name} {count:,} exp" for name, count in self.uncosted.items()]
         return "\n".join(lines)
 
 
@@ -110,3 +135,125 @@ def train_step_flops(cfg, batch, n_tok=None) -> int:
     work (LIF, LayerNorm, the cumulative sums) is not counted: it is what the step pays on top.
     """
     return 6 * forward_macs(cfg, batch, cfg.block_size if n_tok is None else n_tok)
+
+
+# -- attention cores: which products are accumulates on spikes, which are multiplications ---------
+# the arithmetic of each attention core (projections not included): "mean" and "decay" are the
+# SDSA gates of issue 13, "matrix" the (Q K^T) V form, "running" its K^T V state form
+ATTENTION_CORES = {"sdsa": ("sdsa", False), "softmax": ("softmax", False),
+                   "sdsa_mean": ("mean", False), "sdsa_shift": ("mean", True),
+                   "sdsa_decay": ("decay", False), "sdsa_decay_shift": ("decay", True),
+                   "spike_matrix": ("matrix", False), "spike_matrix_shift": ("matrix", True),
+                   "spike_matrix_running": ("running", False), "hybrid": ("hybrid", False),
+                   "hybrid_shift": ("hybrid", True), "hybrid_relu": ("hybrid_relu", False),
+                   "softmax_shift": ("softmax", True)}
+
+
+def _core(name):
+    if name not in ATTENTION_CORES:
+        raise ValueError(f"attention={name!r} has no energy accounting: choose one of "
+                         f"{sorted(ATTENTION_CORES)}")
+    return ATTENTION_CORES[name]
+
+
+def attention_core_ops(name, n_batch, n_tok, n_embd, n_head=1, rates=None) -> list:
+    """The arithmetic of one attention core for one timestep, as rows (causal, as the models).
+
+    Each row is {"op", "kind", "ops", "rate"}: kind "ac" is an addition, done only where a
+    spike arrived when rate < 1 (ops x rate happen; rate 1.0: adds of counts or weights);
+    "mac" a real multiplication (with its add), rate None; "exp" an exponential (counted, not
+    costed: the 45 nm table has none). With n = B L tokens, P = B L (L + 1) / 2 causal pairs,
+    D = n_embd, H heads of d_h = D / H:
+        sdsa      kv_sum: n D AC at rate(K AND V)
+        mean      kv_sum as SDSA; scale: n D MAC (a / (l + 1), which could fold into SN's threshold)
+        decay     kv_sum; decay: n D MAC (lambda s, the running form); scale: n D MAC
+        matrix    scores: P D AC at rate(Q AND K over pairs); score_sum: P H AC;
+                  mix: P D AC at rate(V over pairs); divide: n D MAC
+        running   state: n H d_h^2 AC at rate(K_i AND V_j); key_sum: n D AC at rate(K);
+                  read: n H d_h^2 AC at rate(Q); den: n D AC at rate(Q); divide: n D MAC
+        hybrid    scores: P D MAC; exp: P H; score_sum: P H AC; mix: P D AC at rate(V over
+                  pairs); divide: n D MAC     (hybrid_relu: no exp; softmax: mix is P D MAC)
+        *_shift   k_shift, v_shift: n D^2 AC at rate(previous token's input spikes), the second
+                  product of x_k W_K = x (mu W_K) + x[l-1] ((1 - mu) W_K); "ann_ops" 2 n D:
+                  the ANN mixes x_k = mu x + (1 - mu) x[l-1] and keeps one product
+    rates: {"kv", "qk", "v_pairs", "kv_outer", "q", "k", "prev"} as measured by
+    attention_rates (a missing key counts every operation, rate 1.0); the softmax scale
+    1 / sqrt(d_h) folds into W_Q and is not counted.
+    """
+    core, shift = _core(name)
+    for arg, v in (("n_batch", n_batch), ("n_tok", n_tok), ("n_embd", n_embd),
+                   ("n_head", n_head)):
+        check_range(arg, v, 1, kind=int)
+    if n_embd % n_head:
+        raise ValueError(f"n_embd={n_embd} is invalid: it must be divisible by n_head={n_head}")
+    rates = rates or {}
+    n, d, h, hd = n_batch * n_tok, n_embd, n_head, n_embd // n_head
+    pairs = n_batch * n_tok * (n_tok + 1) // 2
+
+    def ac(op, ops, key=None):
+        return {"op": op, "kind": "ac", "ops": ops, "rate": 1.0 if key is None
+                else float(rates.get(key, 1.0))}
+
+    def mac(op, ops):
+        return {"op": op, "kind": "mac", "ops": ops, "rate": None}
+
+    rows = {"sdsa": lambda: [ac("kv_sum", n * d, "kv")],
+            "mean": lambda: [ac("kv_sum", n * d, "kv"), mac("scale", n * d)],
+            "decay": lambda: [ac("kv_sum", n * d, "kv"), mac("decay", n * d),
+                              mac("scale", n * d)],
+            "matrix": lambda: [ac("scores", pairs * d, "qk"), ac("score_sum", pairs * h),
+                               ac("mix", pairs * d, "v_pairs"), mac("divide", n * d)],
+            "running": lambda: [ac("state", n * h * hd * hd, "kv_outer"),
+                                ac("key_sum", n * d, "k"), ac("read", n * h * hd * hd, "q"),
+                                ac("den", n * d, "q"), mac("divide", n * d)],
+            "hybrid": lambda: [mac("scores", pairs * d),
+                               {"op": "exp", "kind": "exp", "ops": pairs * h, "rate": None},
+                               ac("score_sum", pairs * h), ac("mix", pairs * d, "v_pairs"),
+                               mac("divide", n * d)],
+            "hybrid_relu": lambda: [mac("scores", pairs * d), ac("score_sum", pairs * h),
+                                    ac("mix", pairs * d, "v_pairs"), mac("divide", n * d)],
+            "softmax": lambda: [mac("scores", pairs * d),
+                                {"op": "exp", "kind": "exp", "ops": pairs * h, "rate": None},
+                                ac("score_sum", pairs * h), mac("mix", pairs * d),
+                                mac("divide", n * d)]}[core]()
+    if shift:  # an ANN mixes instead: mu x + (1 - mu) x[l-1], 2 n D multiplications each
+        rows += [{**ac(op, n * d * d, "prev"), "ann_ops": 2 * n * d}
+                 for op in ("k_shift", "v_shift")]
+    return rows
+
+
+def attention_rates(name, n_head=1, x=None, q=None, k=None, v=None) -> dict:
+    """The rates attention_core_ops needs, measured exactly from one forward's spikes.
+
+    x: the attention's input spikes, q, k, v its Q, K, V spikes, NumPy arrays (T, B, L, D)
+    (None where the attention has none, e.g. hybrid's real Q and K). Each rate is the share of
+    the counted operations that a spike triggers:
+        kv = mean(K V);  q, k = mean(Q), mean(K);  prev = mean(x[l-1]) over l (0 at l = 0)
+        qk = sum_{l' <= l} Q[l] K[l'] / (T P D),   v_pairs = sum_l' (L - l') V[l'] / (T P D)
+        kv_outer = sum over tokens and heads of |K_head| |V_head| / (T n H d_h^2)
+    """
+    _, shift = _core(name)
+    x, q, k, v = (None if a is None else np.asarray(a, dtype=np.float64) for a in (x, q, k, v))
+    rates = {}
+    if k is not None and v is not None:
+        rates["kv"] = float(np.mean(k * v))
+    for key, a in (("q", q), ("k", k)):
+        if a is not None:
+            rates[key] = float(np.mean(a))
+    if q is not None and k is not None:  # coincidences over causal pairs, channel by channel
+        n_tok = q.shape[-2]
+        pairs_per_seq = n_tok * (n_tok + 1) // 2
+        rates["qk"] = float(np.sum(q * np.cumsum(k, axis=-2)) / (q.size / n_tok * pairs_per_seq))
+    if v is not None:
+        n_tok = v.shape[-2]
+        later = np.arange(n_tok, 0, -1, dtype=np.float64)[:, None]  # L - l': queries that read l'
+        pairs_per_seq = n_tok * (n_tok + 1) // 2
+        rates["v_pairs"] = float(np.sum(v * later) / (v.size / n_tok * pairs_per_seq))
+        if k is not None:
+            d = k.shape[-1]
+            ks = k.reshape(*k.shape[:-1], n_head, d // n_head).sum(-1)
+            vs = v.reshape(*v.shape[:-1], n_head, d // n_head).sum(-1)
+            rates["kv_outer"] = float(np.sum(ks * vs) / (k.size * d / n_head))
+    if x is not None and shift:
+        rates["prev"] = float(np.sum(x[..., :-1, :]) / x.size)
+    return rates

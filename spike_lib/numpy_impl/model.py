@@ -7,7 +7,10 @@ import numpy as np
 
 from spike_lib.core.config import Config, check_token_ids
 from spike_lib.core.energy import (  # noqa: F401 - forward_macs, train_step_flops stay here
+    ATTENTION_CORES,
     EnergyReport,
+    attention_core_ops,
+    attention_rates,
     forward_macs,
     linear_flops,
     train_step_flops,
@@ -119,7 +122,9 @@ class SpikeLLM(Module):
 
         A Linear fed spikes pays one accumulate (0.9 pJ) per spike and weight; one fed real
         values pays a MAC (4.6 pJ) per weight. SDSA's K*V sum counts one addition per K AND V
-        spike; softmax attention pays 2 L^2 D MACs per sequence and step. The readout runs once
+        spike; softmax attention pays 2 L^2 D MACs per sequence and step; the attentions of
+        spike_lib.numpy_impl.context_attention report their core with
+        spike_lib.core.energy.attention_core_ops (accumulates at measured rates, MACs, exps). The readout runs once
         on the mean over T, so its SNN energy is charged once, not T times. LayerNorm, the
         embedding lookup and residual adds are not counted (as in the papers).
         """
@@ -137,6 +142,15 @@ class SpikeLLM(Module):
             if cfg.attention == "sdsa":
                 rep.add(f"{b}.attn.kv_sum", n * d, rate(f"{b}.attn.kv"))
                 rep.add(f"{b}.attn.out_proj", linear_flops(d, d, n), rate(f"{b}.attn.out_in"))
+            elif cfg.attention in ATTENTION_CORES and cfg.attention != "softmax":  # issue 13
+                attn = self.blocks[i].modules["attn"]
+                core_rates = (attention_rates(cfg.attention, cfg.n_head, **attn.last_spikes())
+                              if cfg.spiking else {})
+                rep.add_attention(f"{b}.attn", attention_core_ops(
+                    cfg.attention, n_batch, n_tok, d, cfg.n_head, core_rates), cfg.spiking)
+                spikes_out = cfg.spiking and cfg.attention != "softmax_shift"  # real A V there
+                out_rate = float(attn.modules["out_proj"].x.mean()) if spikes_out else None
+                rep.add(f"{b}.attn.out_proj", linear_flops(d, d, n), out_rate)
             else:
                 rep.add(f"{b}.attn.qk_av", 2 * n_batch * n_tok * n_tok * d, None)
                 rep.add(f"{b}.attn.out_proj", linear_flops(d, d, n), None)
