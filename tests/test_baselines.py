@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from spike_lib.numpy_impl.train import evaluate
+from spike_lib.core.scoring import evaluate
 from spike_lib.train.baselines import (
     SMOOTHINGS,
     NGramLM,

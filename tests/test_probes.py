@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from spike_lib.core.config import Config
+from spike_lib.core.scoring import evaluate
 from spike_lib.numpy_impl.model import SpikeLLM
-from spike_lib.numpy_impl.train import evaluate
 from spike_lib.train.baselines import NGramLM, NGramModel, evaluate_ngram
 from spike_lib.train.probes import (
     context_gain,

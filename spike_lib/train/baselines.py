@@ -197,7 +197,7 @@ def eval_contexts(ids, order, block_size=128, context_tokens=None):
 def evaluate_ngram(lm, ids, n_chars=None, block_size=128, context_tokens=None) -> dict:
     """`numpy_impl.train.evaluate`'s numbers for an n-gram: loss (nats per token), perplexity,
     bits_per_token, total_nats, n_tokens and, given n_chars, bpc = total_nats / (ln 2 n_chars)."""
-    from spike_lib.numpy_impl.train import bits_per_char
+    from spike_lib.core.scoring import bits_per_char
 
     ids = np.asarray(ids, dtype=np.int64).ravel()
     if len(ids) < 2:
@@ -292,6 +292,9 @@ def add_arguments(parser) -> None:
                                           "training split")
     parser.add_argument("--fit-tokens", type=int,
                         help="count only the first N training tokens (quick checks)")
+    parser.add_argument("--table", metavar="OUT",
+                        help="write the reference table (orders 1-5, every smoothing, both fits, "
+                             "the book model's protocols) to OUT as JSON; other options ignored")
 
 
 def heldout_results(lm, tok, split, how, max_tokens, block_size=128, context_tokens=None):
@@ -310,6 +313,13 @@ def run(args) -> dict:
     from spike_lib.core.config import check_range
     from spike_lib.train.runs import resolve_tokenizer
 
+    if args.table:
+        from spike_lib.core.atomic import write_json
+
+        table = reference_table()
+        write_json(args.table, table)
+        return {key: res["test_chapter8"]["all"] for key, res in table["results"].items()}
+
     check_range("max_tokens", args.max_tokens, 1, kind=int)
     check_range("block_size", args.block_size, 1, kind=int)
     if args.context_tokens is not None:
@@ -326,3 +336,55 @@ def run(args) -> dict:
     return {"bpc": res["bpc"], "loss": res["loss"], "perplexity": math.exp(res["loss"]),
             "tokens": res["n_tokens"], "chars": res["chars"], "order": args.order,
             "smoothing": args.smoothing, "fit_tokens": lm.n_train}
+
+
+# -- the stored reference table: data/checkpoints/baselines.json --------------------------------
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else platform.machine()."""
+    import platform
+    from pathlib import Path
+
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+TABLE_COMMAND = "python -m spike_lib baseline --table data/checkpoints/baselines.json"
+
+
+def reference_table(tokenizer="bpe", book_run=None, orders=(1, 2, 3, 4, 5)) -> dict:
+    """BPC of the count n-grams on the book model's held-out protocols, fitted two ways.
+
+    fits: "whole" (the 7.3 M-token training split) and "book_run" (the 2.46 M tokens, 19,200
+    windows of 129, that data/checkpoints/book trained on). protocols: "test_chapter8" (each
+    test source's first 2,560 tokens, pooled, per source too), "val_mixed_8192" (the training
+    logs' slice), "val_first_8192" (the old, all-Austen one), "test_mixed_20000" (eval's default).
+    """
+    from spike_lib.train.bookmodel import shipped_path
+    from spike_lib.train.runs import resolve_tokenizer
+
+    tok = resolve_tokenizer(tokenizer)
+    stream = training_ids(tok)
+    run = shipped_path("book") if book_run is None else book_run
+    fits = {"whole": stream, "book_run": run_windows(run, stream)}
+    protocols = {"test_chapter8": ("test", "sources", 2560), "val_mixed_8192": ("val", "mixed", 8192),
+                 "val_first_8192": ("val", "first", 8192),
+                 "test_mixed_20000": ("test", "mixed", 20_000)}
+    table = {"command": TABLE_COMMAND, "tokenizer": tokenizer, "block_size": 128,
+             "cpu": cpu_name(), "fits": {}, "results": {}}
+    for fit, data in fits.items():
+        table["fits"][fit] = int(sum(len(r) for r in _rows(data)))
+        for order in orders:
+            for smoothing in SMOOTHINGS:
+                if smoothing == "add1" and order > 2:
+                    continue  # add-one beyond bigrams only gets worse (every unseen n-gram pays)
+                lm = NGramLM(order, tok.vocab_size, smoothing).fit(data)
+                key = f"{fit}/{order}/{smoothing}"
+                table["results"][key] = {}
+                for proto, (split, how, n) in protocols.items():
+                    res = heldout_results(lm, tok, split, how, n)
+                    table["results"][key][proto] = {src: round(r["bpc"], 4) for src, r in res.items()}
+    return table

@@ -12,41 +12,76 @@ import numpy as np
 DERIVED_RATES = (".kv", ".out_in")
 
 
-def resolve_checkpoint(path) -> Path:
-    """A checkpoint folder; a run folder stands for its checkpoint/ (a shipped model is both)."""
-    path = Path(path)
-    if (path / "run.json").is_file() and not (path / "weights.npz").is_file():
-        from spike_lib.train.runs import last_good_checkpoint
+def _run_of(path):
+    """The run folder `path` stands for (a run, or a run's checkpoint/), else None."""
+    from spike_lib.train.runfolder import CKPT, RUN_CONFIG
 
-        found = last_good_checkpoint(path)
-        if found is None:
-            raise ValueError(f"the run {path} has no checkpoint yet: train it longer")
-        return found
-    return path
+    if (path / RUN_CONFIG).is_file() and not (path / "weights.npz").is_file():
+        return path
+    if path.name == CKPT and (path.parent / RUN_CONFIG).is_file():
+        return path.parent
+    return None
+
+
+def resolve_checkpoint(path) -> Path:
+    """A checkpoint folder; a run folder stands for its last complete checkpoint (read-only)."""
+    from spike_lib.train.runfolder import find_checkpoint
+
+    path = Path(path)
+    run = _run_of(path)
+    if run is None:
+        return path
+    found = find_checkpoint(run)
+    if found is None:
+        raise ValueError(f"the run {run} has no checkpoint yet: train it longer")
+    return found
+
+
+def load_from(path, load):
+    """load(checkpoint folder) for a checkpoint or a run folder. A run is read while its
+    trainer may be saving: the load is retried on the last complete checkpoint, and nothing
+    is ever renamed or deleted (spike_lib.train.runfolder.read_checkpoint)."""
+    from spike_lib.train.runfolder import read_checkpoint
+
+    path = Path(path)
+    run = _run_of(path)
+    if run is None:
+        return load(path)
+    found = read_checkpoint(run, load)
+    if found is None:
+        raise ValueError(f"the run {run} has no checkpoint yet: train it longer")
+    return found
 
 
 def load_for_use(path):
     """(numpy model, tokenizer, meta) of a checkpoint that must hold its tokenizer."""
     from spike_lib.train.checkpoint import load_checkpoint
 
-    model, tok, meta = load_checkpoint(resolve_checkpoint(path))
+    model, tok, meta = load_from(path, load_checkpoint)
     if tok is None:
         raise ValueError(f"{path} holds no tokenizer.json: re-save the checkpoint with its "
                          "tokenizer (save_checkpoint(path, model, tokenizer))")
     return model, tok, meta
 
 
-def evaluate_text(model, tok, text, max_tokens=20_000, batch_size=16) -> dict:
-    """The eval command's numbers for one text (see run)."""
+def evaluate_text(model, tok, text, max_tokens=20_000, batch_size=16, ids=None,
+                  context_tokens=None) -> dict:
+    """The eval command's numbers for one text (see run), or for given token ids (text=None).
+
+    context_tokens: each prediction reads at most N previous tokens (probes.evaluate_context).
+    """
     from spike_lib.core.config import check_range
-    from spike_lib.numpy_impl.train import evaluate
+    from spike_lib.train.probes import evaluate_context
 
     check_range("max_tokens", max_tokens, 2, kind=int)
-    ids = np.asarray(tok.encode(text), dtype=np.int64)[: max_tokens + 1]
+    if ids is None:
+        ids = tok.encode(text)
+    ids = np.asarray(ids, dtype=np.int64)[: max_tokens + 1]
     if len(ids) < 2:
         raise ValueError("the text has fewer than 2 tokens: nothing to predict")
-    ev = evaluate(model, ids, n_chars=max(1, len(tok.decode(ids[1:].tolist()))),
-                  batch_size=batch_size)
+    ev = evaluate_context(model, ids, context_tokens,
+                          n_chars=max(1, len(tok.decode(ids[1:].tolist()))),
+                          batch_size=batch_size)
     n_ctx = min(model.cfg.block_size, len(ids) - 1)
     rows = np.arange(0, len(ids) - n_ctx, n_ctx)[:batch_size, None] + np.arange(n_ctx)
     model.train(False)

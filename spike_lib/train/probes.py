@@ -39,7 +39,7 @@ def evaluate_context(model, ids, context_tokens=None, n_chars=None, batch_size=1
     again at position 0, as `generate` does past block_size). N >= L (or None) is `evaluate`.
     """
     from spike_lib.core.config import check_range
-    from spike_lib.numpy_impl.train import as_ids, bits_per_char, evaluate
+    from spike_lib.core.scoring import as_ids, bits_per_char, evaluate
 
     n_ctx = model.cfg.block_size
     if context_tokens is None or context_tokens >= n_ctx:
@@ -228,3 +228,37 @@ def summary(report) -> dict:
         out["saturated_from"] = [b["saturated_from"] for b in g.values()]
         out["changed_after_32"] = float(np.mean([np.mean(b["changed"][31:]) for b in g.values()]))
     return out
+
+
+# -- python -m spike_lib probe -------------------------------------------------------------------
+def add_arguments(parser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="checkpoint folder or run folder")
+    parser.add_argument("--split", choices=["val", "test"], default="val",
+                        help="held-out split (val)")
+    parser.add_argument("--slice", choices=["mixed", "first"], default="mixed",
+                        help="mixed: an equal share of every source (default); first: the "
+                             "split's first tokens")
+    parser.add_argument("--max-tokens", type=int, default=8192, help="tokens to predict (8192)")
+    parser.add_argument("--context-tokens", type=int, default=8,
+                        help="N of the context gain BPC(N) - BPC(full) (8)")
+    parser.add_argument("--windows", type=int, default=16,
+                        help="windows of block_size tokens for the KL and gate probes (16)")
+    parser.add_argument("--out", help="also write the whole report (every position) as JSON")
+
+
+def run(args) -> dict:
+    from spike_lib.core.config import check_range
+    from spike_lib.train.evaluation import load_for_use
+    from spike_lib.train.heldout import heldout_ids
+
+    check_range("context_tokens", args.context_tokens, 1, kind=int)
+    check_range("windows", args.windows, 1, kind=int)
+    model, tok, _ = load_for_use(args.checkpoint)
+    ids = heldout_ids(tok, args.max_tokens, args.split, args.slice)
+    report = probe_report(model, tok, ids, args.context_tokens, args.windows)
+    report["summary"] = summary(report)
+    if args.out:
+        from spike_lib.core.atomic import write_json
+
+        write_json(args.out, report)
+    return report["summary"]
