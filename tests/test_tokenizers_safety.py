@@ -107,3 +107,20 @@ def test_vocab_size_must_match_the_model(tmp_path):
             as err:
         load_tokenizer(path, vocab_size=512)
     assert str(path) in str(err.value)
+
+
+def test_checkpoint_with_a_tokenizer_of_another_size_is_refused(tmp_path):
+    from spike_lib.core.config import Config
+    from spike_lib.numpy_impl.model import SpikeLLM
+    from spike_lib.tokenizers import CharTokenizer
+    from spike_lib.train.checkpoint import load_checkpoint, save_checkpoint
+
+    tok = CharTokenizer.train("héllo wörld", min_count=1)  # 256 + 2 + 1 = 259 tokens
+    cfg = Config.tiny(vocab_size=300, block_size=8, n_embd=8, n_head=2, d_ff=16)
+    save_checkpoint(tmp_path / "ck", SpikeLLM(cfg), tok)
+    with pytest.raises(ValueError, match=r"tokenizer.json has 259 tokens but the model's "
+                                         r"vocab_size is 300"):
+        load_checkpoint(tmp_path / "ck")
+    mlx_model = pytest.importorskip("spike_lib.mlx_impl.model")
+    with pytest.raises(ValueError, match=r"has 259 tokens but the model's vocab_size is 300"):
+        mlx_model.load_checkpoint(tmp_path / "ck")

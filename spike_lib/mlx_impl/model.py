@@ -157,8 +157,9 @@ def load_checkpoint(path, optimizer=None):
     from spike_lib.tokenizers import load_tokenizer
 
     fmt.load_meta(path)  # a clear error for a missing or foreign folder before building
-    model, tokenizer, meta = fmt.load_into(path, SpikeLLM(fmt.load_config(path)),
-                                           load_tokenizer=load_tokenizer)
+    cfg = fmt.load_config(path)  # a tokenizer of another vocabulary size is refused at load
+    model, tokenizer, meta = fmt.load_into(
+        path, SpikeLLM(cfg), load_tokenizer=lambda f: load_tokenizer(f, vocab_size=cfg.vocab_size))
     if optimizer is not None:
         optimizer.init(model.trainable_parameters())
         optimizer.load_state_dict(fmt.read_npz(fmt.check_folder(path) / fmt.OPTIMIZER))

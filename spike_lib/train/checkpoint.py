@@ -39,7 +39,11 @@ def load_checkpoint(path, model=None, optimizer=None):
 
         load_meta(path)  # a clear error for a missing or foreign folder before building
         model = SpikeLLM(load_config(path))
-    return load_into(Path(path), model, optimizer, load_tokenizer)
+
+    def tokenizer_of_model_size(file):  # a tokenizer of another size is refused at load
+        return load_tokenizer(file, vocab_size=model.cfg.vocab_size)
+
+    return load_into(Path(path), model, optimizer, tokenizer_of_model_size)
 
 
 def to_numpy(model):
