@@ -12,6 +12,7 @@ import html
 import re
 import shlex
 import types
+from pathlib import Path
 
 from spike_lib.core import plugins
 from spike_lib.core.config import RESETS, Config
@@ -270,7 +271,7 @@ class ConfigForm:
         cfg, opts = self.config(), self.options()
         out = opts.pop("out")
         with self.output:  # the live view belongs to the form, not to the calling cell
-            dash = Dashboard(label=out, every=every, live=live)
+            dash = Dashboard(label=Path(out).name or str(out), every=every, live=live)  # not a temp path
         result = train_run(out, resume=resume, callback=dash,
                            train_docs=self.docs[0], val_docs=self.docs[1], config=self.preset,
                            spiking=cfg.spiking, attention=cfg.attention, seed=cfg.seed,
@@ -299,7 +300,11 @@ class ConfigForm:
     def _ipython_display_(self):
         from IPython.display import display
 
-        display(self.widget())
+        from spike_lib.ui.static import with_static
+
+        static = (f"<p><b>Model (Config)</b>: the fields that differ from Config.{self.preset}() "
+                  f"and the command the Train button runs</p><pre>{html.escape(self.summary())}</pre>")
+        display(with_static(self.widget(), html=static))  # the book shows the static summary
 
     def summary(self) -> str:
         """A static rendering for pages without a kernel: changed fields and the command."""

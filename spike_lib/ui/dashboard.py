@@ -71,9 +71,9 @@ class Dashboard:
         """
         import matplotlib.pyplot as plt
 
-        if self.out is not None:
-            self.out.clear_output()
-            self.out.close()
+        if self.out is not None:  # emptied and hidden, not closed: a closed Output that a form
+            self.out.clear_output()  # still holds shows "model not found" after a page reload
+            self.out.layout.display = "none"
             self.out = None
         fig = self.figure()
         if self.live:

@@ -127,7 +127,10 @@ class GraphExplorer:
         depth.observe(redraw, names="value")
         find.observe(redraw, names="value")
         self.controls = {"depth": depth, "filter": find, "view": view}
-        return w.VBox([w.HBox([depth, find]), view])
+        from spike_lib.ui.static import with_static
+
+        # one output: the live widget in Jupyter, the static tree (click to open) in the book
+        return with_static(w.VBox([w.HBox([depth, find]), view]), html=self.html(open_depth))
 
     def _ipython_display_(self):
         from IPython.display import display

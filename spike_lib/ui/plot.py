@@ -51,7 +51,10 @@ def membrane(ax, mem, threshold, spk=None, title="Membrane potential", label="me
     ax.set_title(title)
     ax.set_xlabel("time t (timestep)")
     ax.set_ylabel("membrane u (a.u.)")
-    ax.legend(loc="best", fontsize=8)
+    low, high = min(mem.min(), threshold), max(mem.max(), threshold)
+    pad = 0.05 * (high - low) or 0.1
+    ax.set_ylim(low - pad, high + 0.4 * (high - low) + pad)  # headroom: the legend never hides the trace
+    ax.legend(loc="upper center", ncol=3, fontsize=8)
     return ax
 
 

@@ -62,8 +62,9 @@ def draw_lif_explorer(data, fig=None):
 def lif_explorer(beta=0.9, threshold=1.0, current=0.3, num_steps=50, reset="subtract", static=True):
     """Sliders for beta, threshold, input current, num_steps and a reset menu, redrawn live.
 
-    With static=True the figure for the starting values is also drawn once into the cell's
-    own output, so a page without a running kernel (the book) still shows it.
+    With static=True the figure for the starting values is also stored in the widget's output
+    (spike_lib.ui.static), so a page without a running kernel (the book) shows it, while
+    JupyterLab with the kernel shows only the live widget.
     Returns the widget (display it, or leave it as the cell's last expression).
     """
     import ipywidgets as w
@@ -87,5 +88,10 @@ def lif_explorer(beta=0.9, threshold=1.0, current=0.3, num_steps=50, reset="subt
     out = w.interactive_output(redraw, controls)
     ui = w.VBox([w.HBox(list(controls.values())[:3]), w.HBox(list(controls.values())[3:]), out])
     if static:
-        redraw(beta=beta, threshold=threshold, current=current, num_steps=num_steps, reset=reset)
+        from spike_lib.ui.static import figure_png, with_static
+
+        fig = draw_lif_explorer(lif_explorer_data(beta, threshold, current, num_steps, reset))
+        png = figure_png(fig)
+        plt.close(fig)
+        return with_static(ui, png=png)
     return ui
