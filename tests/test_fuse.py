@@ -59,3 +59,23 @@ def test_fuse_needs_an_adapter(tmp_path):
         fuse.run(SimpleNamespace(checkpoint=str(base_dir), adapter=None, out=str(tmp_path / "o")))
     with pytest.raises(ValueError, match="no LoRA adapter to fuse"):
         fuse.fuse_model(SpikeLLM(CFG))
+
+
+def test_generate_with_adapter_and_refused_on_another_base(tmp_path):
+    from spike_lib.cli import cmd_generate
+
+    base_dir = save_checkpoint(tmp_path / "base", SpikeLLM(CFG), TOK)
+    model, tok = _adapted(base_dir)
+    save_adapter(tmp_path / "ad", model, fingerprint(base_dir))
+    args = SimpleNamespace(checkpoint=str(base_dir), prompt="ab", stream=False, max_new_tokens=5,
+                           temperature=0.0, top_k=None, top_p=None, seed=0, json=True,
+                           adapter=str(tmp_path / "ad"))
+    out = cmd_generate.run(args)
+    greedy = fuse.fuse_model(model)
+    ids = TOK.encode("ab")
+    for _ in range(5):  # greedy continuation of the fused model, token by token
+        ids.append(int(np.argmax(greedy(np.array([ids]))[0, -1])))
+    assert out["text"] == TOK.decode(ids[2:])
+    other = save_checkpoint(tmp_path / "other", SpikeLLM(CFG.replace(seed=3)), TOK)
+    with pytest.raises(ValueError, match="trained on another base model"):
+        cmd_generate.run(SimpleNamespace(**{**vars(args), "checkpoint": str(other)}))

@@ -13,6 +13,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--top-k", type=int, help="sample among the k likeliest tokens")
     parser.add_argument("--top-p", type=float, help="nucleus sampling: smallest set with mass p")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
+    parser.add_argument("--adapter", help="a LoRA adapter folder fine-tuned on --checkpoint "
+                        "(checked against its fingerprint)")
 
 
 def run(args):
@@ -22,6 +24,11 @@ def run(args):
     from spike_lib.train.evaluation import load_for_use
 
     model, tok, _ = load_for_use(args.checkpoint)
+    if args.adapter:
+        from spike_lib.numpy_impl.lora import fingerprint, load_adapter
+        from spike_lib.train.evaluation import resolve_checkpoint
+
+        load_adapter(args.adapter, model, fingerprint(resolve_checkpoint(args.checkpoint)))
     pieces = stream_text(model, tok, args.prompt, args.max_new_tokens,
                          rng=np.random.default_rng(args.seed), temperature=args.temperature,
                          top_k=args.top_k, top_p=args.top_p)

@@ -31,9 +31,11 @@ def ask(model, tok, context, question) -> dict:
 
 def answer_widget(model, tok, context, question):
     """ipywidgets: a context box, a question box and an Ask button; the answer appears below
-    with its span highlighted. Returns (widget, first answer dict) so a static page can show
-    the first answer without a kernel."""
+    with its span highlighted. Returns (widget, first answer dict); the widget's output also
+    carries the first answer as HTML (spike_lib.ui.static), which pages without a kernel show."""
     import ipywidgets as w
+
+    from spike_lib.ui.static import with_static
 
     ctx = w.Textarea(value=context, layout=w.Layout(width="100%", height="90px"))
     q = w.Text(value=question, layout=w.Layout(width="100%"))
@@ -49,4 +51,5 @@ def answer_widget(model, tok, context, question):
     button.on_click(on_click)
     first = ask(model, tok, context, question)
     out.value = first["html"]
-    return w.VBox([w.Label("Context"), ctx, w.Label("Question"), q, button, out]), first
+    box = w.VBox([w.Label("Context"), ctx, w.Label("Question"), q, button, out])
+    return with_static(box, html=first["html"]), first
