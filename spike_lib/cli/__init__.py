@@ -31,7 +31,9 @@ COMMANDS = {
     "recall": ("spike_lib.train.recall", "multi-query associative recall: train a probe, accuracy vs chance"),
     "baseline": ("spike_lib.train.baselines", "count n-gram BPC with eval's protocol: the reference point"),
     "probe": ("spike_lib.train.probes", "context use of a checkpoint: context gain, perturbation KL, gates"),
-    "qa-eval": ("spike_lib.train.qa_eval", "exact match and F1 of greedy answers on a QA JSONL file"),
+    "qa-eval": ("spike_lib.train.qa_eval", "exact match and F1 of greedy answers or best spans on a QA JSONL file"),
+    "qa-baselines": ("spike_lib.train.qa_baselines", "QA reference points: context-free prior and copy heuristic, per type"),
+    "fuse": ("spike_lib.train.fuse", "merge a LoRA adapter into its base: a standalone checkpoint"),
 }
 
 

@@ -278,7 +278,7 @@ def _sizes(model):
 
 
 # ---------------------------------------------------------------- `python -m spike_lib finetune`
-DEFAULT_LR = {"full": 1e-3, "freeze": 1e-3, "lora": 1e-2}  # from a sweep on the book model
+DEFAULT_LR = {"full": 1e-3, "freeze": 1e-3, "lora": 1e-2}  # defaults; no sweep was recorded
 
 
 def add_arguments(parser) -> None:
@@ -302,6 +302,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--answer-tokens", type=int, default=ANSWER_TOKENS,
                         help=f"tokens reserved for the answer ({ANSWER_TOKENS})")
     parser.add_argument("--seed", type=int, default=0, help="adapters and batches (0)")
+    from spike_lib.train.span_qa import add_span_arguments
+
+    add_span_arguments(parser)  # --head span|generate and the span head's options
 
 
 def load_base(path, backend):
@@ -325,6 +328,10 @@ def run(args) -> dict:
     from spike_lib.numpy_impl.train import TrainingDiverged
 
     check_range("steps", args.steps, 1, kind=int)
+    if getattr(args, "head", "generate") == "span":
+        from spike_lib.train.span_qa import run_finetune
+
+        return run_finetune(args)
     model, tok, folder = load_base(args.checkpoint, args.backend)
     records = load_qa_file(args.train_file)
     examples, counts = encode_examples(tok, records, model.cfg.block_size, args.answer_tokens)
