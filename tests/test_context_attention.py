@@ -392,3 +392,11 @@ def test_model_energy_report_rows(name, rng):
     twin = SpikeLLM(cfg.replace(spiking=False))
     twin(rng.integers(0, cfg.vocab_size, (2, 6)))
     assert all(r["firing_rate"] is None for r in twin.energy_report(2, 6).rows)
+
+
+def test_every_name_is_registered_and_has_energy_accounting():
+    from spike_lib.core import plugins
+    from spike_lib.core.energy import ATTENTION_CORES
+
+    assert set(C.NAMES) == set(plugins.CONTEXT_ATTENTIONS)
+    assert set(C.NAMES) <= set(ATTENTION_CORES)
