@@ -42,9 +42,52 @@ def window_bpc(model, ids, n_chars, block_size, context_tokens=None, batch=256) 
     return total / (math.log(2) * n_chars)
 
 
+def collect(runs, out):
+    """Merge runs/recall_s*.jsonl and runs/lm/*/result.json into one JSON file (atomic)."""
+    from spike_lib.core.atomic import write_json
+
+    runs = Path(runs)
+    recall = [json.loads(line) for f in sorted(runs.glob("recall_s*.jsonl"))
+              for line in f.read_text().splitlines() if line.startswith("{")]
+    lm = [json.loads(f.read_text()) for f in sorted(runs.glob("lm/*/result.json"))]
+    table = {}
+    for r in recall:
+        key = f"{r['attention']}{'' if r['spiking'] else ' (twin)'}"
+        table.setdefault(key, {}).setdefault(str(r["pairs"]), []).append(r["accuracy"])
+    lm_table = {}
+    for r in lm:
+        key = f"{r['attention']}{'' if r['spiking'] else ' (twin)'}"
+        lm_table.setdefault(key, []).append(
+            {k: r[k] for k in ("seed", "val_bpc_mixed", "val_bpc_ctx8", "context_gain",
+                               "cpu_s_per_step", "firing_rate_mean", "train_loss")})
+    write_json(out, {"recall": recall, "lm": lm, "recall_table": table, "lm_table": lm_table,
+                     "protocol": "data/checkpoints/CONTEXT.md"})
+    return {"recall": table, "lm": lm_table, "markdown": markdown(table, lm_table)}
+
+
+def markdown(recall, lm) -> str:
+    """The two tables of CONTEXT.md: recall accuracy (mean of seeds) and the LM runs."""
+    rows = ["| attention | 2 pairs | 4 pairs | 8 pairs |", "|---|---|---|---|"]
+    for name, by_k in sorted(recall.items()):
+        cells = [" / ".join(f"{a:.3f}" for a in by_k.get(k, [])) or "-" for k in ("2", "4", "8")]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    head = ("| attention | seed | val BPC (full) | val BPC (8 tokens) | context gain | "
+            "CPU s/step | firing rate |")
+    rows += ["", head, "|---|---|---|---|---|---|---|"]
+    for name, runs in sorted(lm.items()):
+        for r in runs:
+            fr = "-" if r["firing_rate_mean"] is None else f"{r['firing_rate_mean']:.3f}"
+            rows.append(f"| {name} | {r['seed']} | {r['val_bpc_mixed']:.3f} | "
+                        f"{r['val_bpc_ctx8']:.3f} | {r['context_gain']:.4f} | "
+                        f"{r['cpu_s_per_step']:.3f} | {fr} |")
+    return "\n".join(rows)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--attention", required=True)
+    p.add_argument("--collect", metavar="RUNS", help="merge the results under RUNS into --out "
+                   "(a JSON file) instead of training")
+    p.add_argument("--attention")
     p.add_argument("--no-spiking", dest="spiking", action="store_false")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=300)
@@ -55,7 +98,11 @@ def main():
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", required=True)
     args = p.parse_args()
+    if args.collect:
+        print(collect(args.collect, args.out)["markdown"])
+        return
 
+    from spike_lib.core.atomic import write_json
     from spike_lib.core.overrides import parse_overrides
     from spike_lib.mlx_impl.model import load_checkpoint
     from spike_lib.train.heldout import mixed_slice
@@ -90,7 +137,7 @@ def main():
               "firing_rate_mean": float(np.mean(list(rates.values()))) if rates else None,
               "firing_rates": rates, "loadavg_start": load0, "loadavg_end": os.getloadavg(),
               "val_tokens": args.val_tokens}
-    (out / "result.json").write_text(json.dumps(result, indent=1))
+    write_json(out / "result.json", result)
     print(json.dumps({k: v for k, v in result.items() if k != "firing_rates"}))
 
 
