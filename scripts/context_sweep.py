@@ -42,6 +42,27 @@ def window_bpc(model, ids, n_chars, block_size, context_tokens=None, batch=256) 
     return total / (math.log(2) * n_chars)
 
 
+def energy_per_token(ckpt, n_windows=16) -> dict:
+    """45 nm energy per token (pJ) of the NumPy port of a checkpoint on the mixed slice.
+
+    The NumPy model's energy_report (spike_lib.core.energy): accumulates on spikes at the
+    measured rates, MACs on real values; the twin pays MACs everywhere (T = 1).
+    """
+    from spike_lib.train.evaluation import load_for_use
+    from spike_lib.train.heldout import mixed_slice
+
+    model, tok, _ = load_for_use(ckpt)
+    model.train(False)
+    n_ctx = model.cfg.block_size
+    ids = mixed_slice(tok, n_windows * n_ctx)
+    rows = np.arange(n_windows)[:, None] * n_ctx + np.arange(n_ctx)
+    model(ids[rows])
+    rep = model.energy_report(n_windows, n_ctx)
+    n = n_windows * n_ctx
+    return {"energy_pj_per_token": rep.snn_pj / n, "ann_pj_per_token": rep.ann_pj / n,
+            "energy_ratio": rep.ratio}
+
+
 def collect(runs, out):
     """Merge runs/recall_s*.jsonl and runs/lm/*/result.json into one JSON file (atomic)."""
     from spike_lib.core.atomic import write_json
@@ -49,7 +70,13 @@ def collect(runs, out):
     runs = Path(runs)
     recall = [json.loads(line) for f in sorted(runs.glob("recall_s*.jsonl"))
               for line in f.read_text().splitlines() if line.startswith("{")]
-    lm = [json.loads(f.read_text()) for f in sorted(runs.glob("lm/*/result.json"))]
+    lm = []
+    for f in sorted(runs.glob("lm/*/result.json")):
+        r = json.loads(f.read_text())
+        if "energy_pj_per_token" not in r:  # added after training, from the checkpoint
+            r.update(energy_per_token(f.parent / "checkpoint"))
+            write_json(f, r)
+        lm.append(r)
     table = {}
     for r in recall:
         key = f"{r['attention']}{'' if r['spiking'] else ' (twin)'}"
@@ -59,7 +86,8 @@ def collect(runs, out):
         key = f"{r['attention']}{'' if r['spiking'] else ' (twin)'}"
         lm_table.setdefault(key, []).append(
             {k: r[k] for k in ("seed", "val_bpc_mixed", "val_bpc_ctx8", "context_gain",
-                               "cpu_s_per_step", "firing_rate_mean", "train_loss")})
+                               "cpu_s_per_step", "firing_rate_mean", "train_loss",
+                               "energy_pj_per_token")})
     write_json(out, {"recall": recall, "lm": lm, "recall_table": table, "lm_table": lm_table,
                      "protocol": "data/checkpoints/CONTEXT.md"})
     return {"recall": table, "lm": lm_table, "markdown": markdown(table, lm_table)}
@@ -72,14 +100,15 @@ def markdown(recall, lm) -> str:
         cells = [" / ".join(f"{a:.3f}" for a in by_k.get(k, [])) or "-" for k in ("2", "4", "8")]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     head = ("| attention | seed | val BPC (full) | val BPC (8 tokens) | context gain | "
-            "CPU s/step | firing rate |")
-    rows += ["", head, "|---|---|---|---|---|---|---|"]
+            "CPU s/step | firing rate | energy (nJ/token) |")
+    rows += ["", head, "|---|---|---|---|---|---|---|---|"]
     for name, runs in sorted(lm.items()):
         for r in runs:
             fr = "-" if r["firing_rate_mean"] is None else f"{r['firing_rate_mean']:.3f}"
             rows.append(f"| {name} | {r['seed']} | {r['val_bpc_mixed']:.3f} | "
                         f"{r['val_bpc_ctx8']:.3f} | {r['context_gain']:.4f} | "
-                        f"{r['cpu_s_per_step']:.3f} | {fr} |")
+                        f"{r['cpu_s_per_step']:.3f} | {fr} | "
+                        f"{r['energy_pj_per_token'] / 1000:.1f} |")
     return "\n".join(rows)
 
 
