@@ -124,3 +124,13 @@ def test_checkpoint_with_a_tokenizer_of_another_size_is_refused(tmp_path):
     mlx_model = pytest.importorskip("spike_lib.mlx_impl.model")
     with pytest.raises(ValueError, match=r"has 259 tokens but the model's vocab_size is 300"):
         mlx_model.load_checkpoint(tmp_path / "ck")
+
+
+def test_bench_has_a_whitespace_free_entry():
+    from spike_lib.tokenizers.bench import bench_no_whitespace, no_whitespace_text
+
+    text = no_whitespace_text(0.02, text="ab, cd ef!\n" * 10)
+    assert len(text) == 20_000 and text[:12] == "abcdefabcdef" and text.isalpha()
+    res = bench_no_whitespace(0.01)
+    assert set(res) == {"no_whitespace_mb", "bpe_no_whitespace_mb_s"}
+    assert res["no_whitespace_mb"] == 0.01 and res["bpe_no_whitespace_mb_s"] > 0
