@@ -1,6 +1,6 @@
 """Checks for chapter 4's exercises: each takes your function, tests it, prints what it found.
 
-Taught in: notebooks/04_tokenizers.ipynb
+Taught in: notebooks/04_tokenizers.ipynb and notebooks/04b_comparing_tokenizers.ipynb
 """
 
 from collections import Counter

@@ -2,7 +2,7 @@
 extracted once from the compiled models of blingfire 0.1.8, and blingfire's own encoder as the
 reference the course's WordPieceTokenizer is checked against.
 
-Taught in: notebooks/04_tokenizers.ipynb
+Taught in: notebooks/04b_comparing_tokenizers.ipynb
 """
 
 import hashlib

@@ -3,7 +3,7 @@ optional lowercasing and accent stripping), then greedy longest-match-first piec
 continuations and [UNK]; plus a likelihood-based trainer (Schuster & Nakajima 2012; Wu et al.
 2016; Devlin et al. 2019). Lossy: decode gives the words joined by single spaces.
 
-Taught in: notebooks/04_tokenizers.ipynb
+Taught in: notebooks/04b_comparing_tokenizers.ipynb
 """
 
 import heapq
