@@ -21,7 +21,6 @@ from spike_lib.core.overrides import (  # noqa: F401  (the --set names stay impo
     parse_overrides,
 )
 from spike_lib.core.training import TrainingDiverged, cosine_lr
-from spike_lib.data.batches import encode_documents
 from spike_lib.train import distributed
 from spike_lib.train.backends import (  # noqa: F401 - importable from runs as before
     Batches,
@@ -33,6 +32,7 @@ from spike_lib.train.backends import (  # noqa: F401 - importable from runs as b
     make_backend,
 )
 from spike_lib.train.budget import Budget
+from spike_lib.train.heldout import heldout_ids
 from spike_lib.train.options import (  # noqa: F401
     BACKENDS,
     DEFAULTS,
@@ -155,7 +155,7 @@ def train_run(out, resume=False, callback=None, progress=False, train_docs=None,
     world.broadcast_state(backend)  # every rank starts from rank 0's weights
     batches = Batches(train_docs, tok, cfg.block_size, opts["batch_size"], opts["seed"],
                       opts["metadata"])
-    val_ids = encode_documents(val_docs, tok.encode)[0][: opts["val_tokens"] + 1]
+    val_ids = heldout_ids(tok, opts["val_tokens"], docs=val_docs)  # every source, equal shares
     val_chars = len(tok.decode(val_ids[1:].tolist()))
     steps, lr = opts["steps"], opts["lr"]
     clock = Budget(opts, shared["plan"], spent)
