@@ -3,7 +3,10 @@
 Usage: .venv/bin/python scripts/execute_notebook.py notebooks/01_lif_neurons.ipynb [...]
 (or `make full NB=notebooks/01_lif_neurons.ipynb`). Quick mode is switched off, the kernel
 starts in notebooks/, and afterwards per-cell timing metadata and widget state are dropped and
-split stream outputs merged, so a chapter stays well under the 1000-line limit.
+split stream outputs merged, so a chapter stays well under the 1000-line limit. Widget state is
+not stored (a form's state alone costs hundreds of lines): each widget the chapters teach stores
+a static rendering in its own output instead (spike_lib.ui.static), which the book shows.
+The result is tidied as scripts/tidy_notebooks.py does (kernelspec, tags, solution comments).
 """
 
 import os
@@ -12,6 +15,9 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tidy_notebooks  # a script beside this one
 
 
 def clean(nb):
@@ -37,7 +43,7 @@ def execute(path: Path, timeout=3600):
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()
     tmp = path.with_suffix(".tmp.ipynb")
-    nbformat.write(clean(nb), tmp)
+    nbformat.write(tidy_notebooks.tidy(clean(nb), int(path.name[:2])), tmp)
     os.replace(tmp, path)  # the old notebook survives a failed run
     lines = path.read_text(encoding="utf-8").count("\n")
     print(f"{path}: {lines} lines" + ("  (over the 1000-line limit!)" if lines >= 1000 else ""))

@@ -7,6 +7,7 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 # Debian packages: python3-venv (venv on a bare Debian/Ubuntu) and OpenBLAS (fast BLAS for MLX on Linux)
 APT_PACKAGES="libopenblas0-pthread"
+BROWSER_PACKAGES="chromium chromium-driver"  # tests/browser only (setup.sh --browser)
 
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -40,6 +41,18 @@ apt_install() {  # apt_install PKG...: install missing Debian packages when we c
     || say "note: could not install ${missing[*]}; the course still runs (MLX uses its slower built-in BLAS)"
 }
 
+# `setup.sh --browser` (run by `make browser` / `make test`): only Debian's headless Chromium and
+# its driver for tests/browser; the tests skip with the package names when they are missing
+if [ "${1:-}" = "--browser" ]; then
+  if [ "$(uname -s)" = "Linux" ] && command -v dpkg >/dev/null 2>&1; then
+    apt_install $BROWSER_PACKAGES
+  fi
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    say "note: no headless Chromium; the browser tests will be skipped. Install the Debian packages: $BROWSER_PACKAGES"
+  fi
+  exit 0
+fi
+
 if [ "$(uname -s)" = "Linux" ] && command -v dpkg >/dev/null 2>&1; then
   apt_install $APT_PACKAGES
 fi
@@ -57,5 +70,10 @@ say "installing requirements.txt and spike_lib (editable) into $VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 "$VENV/bin/python" -m spike_lib kernel --install --json >/dev/null  # jupyter kernel with fast BLAS
+# a named kernel that any JupyterLab on this machine lists (make lab uses the .venv's own python3)
+blas=$("$VENV/bin/python" -c 'from spike_lib.core.blas import find_openblas; print(find_openblas() or "")')
+"$VENV/bin/python" -m ipykernel install --user --name spiking-transformers \
+  --display-name "Spiking Transformers (.venv)" ${blas:+--env LD_PRELOAD "$blas"} >/dev/null \
+  || say "note: could not install the named Jupyter kernel; use make lab"
 touch "$VENV/.installed"
 say "done: $VENV is ready"

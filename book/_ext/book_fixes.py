@@ -4,8 +4,9 @@ sphinx-thebe and sphinx-togglebutton register their inline scripts on events tha
 the HTML builder has copied the registry, so with Sphinx 7.4 every page carried them twice and
 the second `const THEBE_JS_URL` threw "Identifier has already been declared" in the console.
 
-The launch buttons (Binder, Colab, JupyterHub) are built from `repository.url` in _config.yml, the
-one place the repository is named. While it is empty the book publishes no launch buttons (the
+The launch buttons (Binder, Colab, JupyterHub) and the clone commands of the pages
+(@REPOSITORY_URL@) are built from `repository.url` in _config.yml, the one place the repository
+is named. While it is empty the book publishes no launch buttons (the
 theme would otherwise fail on the empty URL), rather than buttons that lead nowhere.
 """
 
@@ -34,8 +35,18 @@ def launch_buttons_need_a_repository(app, config):
         options.pop("launch_buttons", None)
 
 
+UNSET_REPOSITORY = "URL-OF-THE-COURSE-REPOSITORY"  # shown until repository.url is set
+
+
+def repository_in_pages(app, docname, source):
+    """@REPOSITORY_URL@ in a page (the clone commands) becomes repository.url of _config.yml."""
+    url = app.config.html_theme_options.get("repository_url") or UNSET_REPOSITORY
+    source[0] = source[0].replace("@REPOSITORY_URL@", url)
+
+
 def setup(app):
     app.connect("config-inited", launch_buttons_need_a_repository)
+    app.connect("source-read", repository_in_pages)
     # early: the event stops at the first handler that returns a template name
     app.connect("html-page-context", dedupe_scripts, priority=100)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -12,12 +12,13 @@ element with a problem.
 import contextlib
 import functools
 import http.server
+import os
 import shutil
 import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HTML = ROOT / "_build" / "html"
+HTML = Path(os.environ.get("SPIKE_BOOK_HTML") or ROOT / "_build" / "html")  # the built book
 WIDTHS = {"desktop": 1280, "phone": 390}
 CHROMIUM_PACKAGES = "chromium chromium-driver"  # Debian names, installed by scripts/setup.sh
 # text that means a widget was stored without its state: the page shows a placeholder
