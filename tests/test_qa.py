@@ -134,6 +134,10 @@ GOOD = {"id": "a", "context": "Paris is big.", "question": "What is big?",
      r"line 2: field 'answers'\[0\] 'London' is not a span .* does not occur"),
     ({"answers": [{"text": "big", "answer_start": 0}]},
      r"line 2: field 'answers'\[0\] 'big' is not a span .*answer_start=0 \(it occurs at 9\)"),
+    ({"answers": [{"text": "big", "answer_start": -4}]},  # context[-4:-1] == "big": must not pass
+     r"line 2: field 'answers'\[0\] answer_start=-4 lies outside the context \(0 to 10"),
+    ({"answers": [{"text": "big", "answer_start": 11}]},
+     r"answer_start=11 lies outside the context"),
     ({"id": "a"}, r"line 2: field 'id' 'a' is a duplicate"),
 ])
 def test_load_qa_names_line_and_field(tmp_path, change, message):

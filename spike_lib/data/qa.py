@@ -53,6 +53,9 @@ def record_problem(rec) -> str:
         if isinstance(start, bool) or not isinstance(start, int):
             return f"field 'answers'[{k}] needs an integer 'answer_start', got {start!r}"
         text = ans["text"]
+        if start < 0 or start + len(text) > len(rec["context"]):
+            return (f"field 'answers'[{k}] answer_start={start} lies outside the context "
+                    f"(0 to {len(rec['context']) - len(text)} for this answer)")
         if rec["context"][start : start + len(text)] != text:
             where = rec["context"].find(text)
             hint = f" (it occurs at {where})" if where >= 0 else " (it does not occur at all)"

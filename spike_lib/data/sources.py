@@ -317,13 +317,15 @@ def deb_extract(path, dest) -> Path:
         done = subprocess.run(
             ["dpkg-deb", "-x", str(path), str(dest)], capture_output=True, check=False, text=True
         )
-    else:
-        done = subprocess.run(
-            f"ar p '{path}' data.tar.xz | tar -xJ -C '{dest}'",
-            shell=True,
-            capture_output=True,
-            text=True,
-            check=False,
+    else:  # no dpkg-deb: `ar p PATH data.tar.xz | tar -xJ -C DEST`, as argument lists (no shell)
+        ar = subprocess.run(["ar", "p", str(path), "data.tar.xz"], capture_output=True, check=False)
+        done = ar
+        if ar.returncode == 0:
+            done = subprocess.run(
+                ["tar", "-xJ", "-C", str(dest)], input=ar.stdout, capture_output=True, check=False
+            )
+        done = subprocess.CompletedProcess(
+            done.args, done.returncode, stderr=(done.stderr or b"").decode("utf-8", "replace")
         )
     if done.returncode != 0:
         raise ValueError(
