@@ -150,3 +150,34 @@ def test_model_from_environment(monkeypatch, tmp_path):
     assert qa.model == "claude-test"  # an explicit argument wins
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     assert ClaudeQA(cache_dir=tmp_path).model == "claude-from-env"
+
+
+def test_failed_run_keeps_earlier_output_and_fails(tmp_path):
+    from spike_lib.data.qa import save_claude_records
+
+    out = tmp_path / "claude_train.jsonl"
+    out.write_text("earlier output\n")
+    qa, seen, _ = make(tmp_path, [reply("", 500)], max_attempts=3)
+    recs = qa.generate([{"title": "Kenya", "text": CONTEXT, "category": "geography"}], n_sections=2)
+    assert recs == [] and qa.stats["failed_requests"] >= 1
+    with pytest.raises(ValueError, match=r"requests failed .* was left unchanged"):
+        save_claude_records(qa.stats, recs, out)
+    assert out.read_text() == "earlier output\n"
+    assert not (tmp_path / "claude_train.jsonl.partial").exists()
+
+
+def test_partly_failed_run_sets_its_records_aside(tmp_path):
+    from spike_lib.data.qa import save_claude_records
+
+    out = tmp_path / "claude_train.jsonl"
+    out.write_text("earlier output\n")
+    qa, _, _ = make(tmp_path, [reply(GOOD)])
+    recs = qa.generate([{"title": "Kenya", "text": CONTEXT, "category": "geography"}], n_sections=1)
+    assert len(recs) == 2
+    stats = {**qa.stats, "failed_requests": 1}
+    with pytest.raises(ValueError, match=r"1 of 1 requests failed .*; the 2 records made were written"):
+        save_claude_records(stats, recs, out)
+    assert out.read_text() == "earlier output\n"
+    assert len((tmp_path / "claude_train.jsonl.partial").read_text().splitlines()) == 2
+    assert save_claude_records(qa.stats, recs, out)["records"] == 2
+    assert len(out.read_text().splitlines()) == 2

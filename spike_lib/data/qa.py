@@ -397,5 +397,22 @@ def run(args):
 
     gen = ClaudeQA(model=args.model)  # raises a clear error without ANTHROPIC_API_KEY
     recs = gen.generate(load_corpus(args.split)[: args.limit])
-    write_jsonl(args.path or QA_DIR / f"claude_{args.split}.jsonl", recs)
-    return {"records": len(recs), **gen.stats}
+    return save_claude_records(gen.stats, recs, Path(args.path or QA_DIR / f"claude_{args.split}.jsonl"))
+
+
+def save_claude_records(stats, recs, out: Path) -> dict:
+    """Write Claude's records to `out` only if every request succeeded and there are records;
+    otherwise leave `out` as it was, keep any records in `out`.partial and raise (exit non-zero)."""
+    failed = stats.get("failed_requests", 0)
+    if failed or not recs:
+        kept = ""
+        if recs:
+            partial = out.with_name(out.name + ".partial")
+            write_jsonl(partial, recs)
+            kept = f"; the {len(recs)} records made were written to {partial}"
+        why = (f"{failed} of {stats.get('requests', 0)} requests failed (no network, or the API "
+               "refused)" if failed else "no usable question/answer pairs came back")
+        raise ValueError(f"qa claude: {why}{kept}; {out} was left unchanged. Check the network "
+                         "and ANTHROPIC_API_KEY, then run again (answered prompts are cached).")
+    write_jsonl(out, recs)
+    return {"records": len(recs), **stats}
