@@ -147,3 +147,23 @@ def test_one_token_of_context_by_hand(rng):
     res = context_gain(model, ids, 40, context_tokens=1)
     assert res["bpc_full"] == evaluate(model, ids, n_chars=40)["bpc"]
     assert math.isclose(res["bpc_short"], got["bpc"], rel_tol=1e-12)
+
+
+def test_window_nats_and_paired_gap(rng):
+    from spike_lib.tokenizers import get_tokenizer
+    from spike_lib.train.probes import paired_gap, window_nats
+
+    tok = get_tokenizer("char")
+    train = np.tile([0, 1, 2, 0, 3, 4], 70)
+    ids = np.concatenate([train[:40], rng.integers(0, 5, 21)])  # 61 ids: 4 windows, last short
+    bi = NGramModel(NGramLM(2, 5, "kn").fit(train), block_size=16)
+    tri = NGramModel(NGramLM(3, 5, "kn").fit(train), block_size=16)
+    nats, starts, ends = window_nats(tri, ids, batch_size=3)
+    assert starts.tolist() == [0, 16, 32, 48] and ends.tolist() == [16, 32, 48, 60]
+    assert math.isclose(nats.sum(), evaluate(tri, ids)["total_nats"], rel_tol=1e-9)
+    same = paired_gap(tri, tri, tok, ids)
+    assert same["gap"] == 0.0 and same["se"] == 0.0 and same["windows"] == 4
+    res = paired_gap(bi, tri, tok, ids, n_boot=500)
+    want = evaluate(bi, ids, n_chars=60)["bpc"] - evaluate(tri, ids, n_chars=60)["bpc"]
+    assert math.isclose(res["gap"], want, rel_tol=1e-9)  # char tokens: chars = tokens
+    assert 0 < res["se"] < abs(res["gap"])

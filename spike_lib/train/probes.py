@@ -262,3 +262,41 @@ def run(args) -> dict:
 
         write_json(args.out, report)
     return report["summary"]
+
+
+# -- the noise level of a BPC difference ---------------------------------------------------------
+def window_nats(model, ids, batch_size=16):
+    """(nats, first, last) of each of `evaluate`'s windows: window w predicts ids[first[w] + 1 ..
+    last[w]] and pays nats[w] for them."""
+    from spike_lib.core.scoring import as_ids
+
+    ids = as_ids(ids, model.cfg.vocab_size)
+    n_ctx = model.cfg.block_size
+    starts = np.arange(0, len(ids) - 1, n_ctx)
+    ends = np.minimum(starts + n_ctx, len(ids) - 1)
+    model.train(False)
+    nats = np.zeros(len(starts))
+    for m in np.unique(ends - starts):  # full windows batched, then the shorter last one
+        sel = np.flatnonzero(ends - starts == m)
+        for b in range(0, sel.size, batch_size):
+            rows = starts[sel[b: b + batch_size], None] + np.arange(m)
+            lp = log_softmax(np.asarray(model(ids[rows]), dtype=np.float64))
+            nats[sel[b: b + batch_size]] = -np.take_along_axis(
+                lp, ids[rows + 1][..., None], -1)[..., 0].sum(axis=1)
+    return nats, starts, ends
+
+
+def paired_gap(model_a, model_b, tok, ids, n_boot=2000, seed=0, batch_size=16) -> dict:
+    """BPC(a) - BPC(b) on the same windows of ids, and its noise level: the standard error of a
+    paired bootstrap over windows (resampled with default_rng(seed)). The noise of the
+    evaluation sample only: two training seeds can differ by more."""
+    na, starts, ends = window_nats(model_a, ids, batch_size)
+    nb, _, _ = window_nats(model_b, ids, batch_size)
+    ids = np.asarray(ids)
+    chars = np.array([len(tok.decode(ids[s + 1: e + 1].tolist())) for s, e in zip(starts, ends)])
+    diff = na - nb
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, diff.size, (n_boot, diff.size))
+    boot = diff[pick].sum(axis=1) / (math.log(2) * chars[pick].sum(axis=1))
+    return {"gap": float(diff.sum() / (math.log(2) * chars.sum())),
+            "se": float(boot.std(ddof=1)), "windows": int(diff.size)}
