@@ -12,7 +12,7 @@ a = 2, w = 1) all give g(0) = 1. Config.surrogate_scale (2.0) replaces that para
 whichever surrogate a model uses, so inside the models the sigmoid has slope 2 (g(0) = 0.5),
 the rectangle width 2 (g(0) = 0.5), the arctan and fast sigmoid g(0) = 1.
 Neftci, Mostafa & Zenke (2019), "Surrogate gradient learning in spiking neural networks".
-Taught in: notebooks/01_lif_neurons.ipynb
+Taught in: notebooks/01b_surrogate_gradients.ipynb
 """
 
 from dataclasses import dataclass
