@@ -9,6 +9,8 @@ Taught in: book/how_to_use.md
 import argparse
 import importlib
 import json
+import math
+import numbers
 import sys
 
 # name -> (module, one-line help). Modules are imported only when their command runs.
@@ -31,6 +33,7 @@ COMMANDS = {
     "recall": ("spike_lib.train.recall", "multi-query associative recall: train a probe, accuracy vs chance"),
     "baseline": ("spike_lib.train.baselines", "count n-gram BPC with eval's protocol: the reference point"),
     "probe": ("spike_lib.train.probes", "context use of a checkpoint: context gain, perturbation KL, gates"),
+    "repair": ("spike_lib.cli.cmd_repair", "put back what a killed save left (run, checkpoint, adapter)"),
     "qa-eval": ("spike_lib.train.qa_eval", "exact match and F1 of greedy answers or best spans on a QA JSONL file"),
     "qa-baselines": ("spike_lib.train.qa_baselines", "QA reference points: context-free prior and copy heuristic, per type"),
     "fuse": ("spike_lib.train.fuse", "merge a LoRA adapter into its base: a standalone checkpoint"),
@@ -51,16 +54,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def emit(result: dict, as_json: bool) -> None:
-    """Print a command's numbers: one JSON line, or `key: value` lines for people."""
+def _finite(value, key, bad):
+    """value with every NaN or infinite number replaced by None; their keys go into bad."""
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{key}.{k}" if key else str(k), bad) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, f"{key}[{i}]", bad) for i, v in enumerate(value)]
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral)):
+        if not math.isfinite(float(value)):
+            bad.append(f"{key}={float(value)}")
+            return None
+        return float(value)
+    return value
+
+
+def emit(result: dict, as_json: bool) -> int:
+    """Print a command's numbers: one JSON line, or `key: value` lines for people.
+
+    JSON has no NaN: a NaN or infinite number is printed as null, an "error" field names it,
+    and the exit code is 1 (a NaN-weight checkpoint gives such numbers)."""
+    bad = []
+    clean = _finite(result, "", bad)
+    if bad:
+        clean["error"] = f"not a finite number: {', '.join(bad)} (printed as null)"
     if as_json:
-        print(json.dumps(result, sort_keys=True))
-        return
-    width = max((len(k) for k in result), default=0)
-    for key, value in result.items():
-        if isinstance(value, float):
-            value = f"{value:.4g}"
-        print(f"{key:<{width}}  {value}")
+        print(json.dumps(clean, sort_keys=True, allow_nan=False))
+    else:
+        width = max((len(k) for k in result), default=0)
+        for key, value in result.items():
+            if isinstance(value, float):
+                value = f"{value:.4g}"
+            print(f"{key:<{width}}  {value}")
+        if bad:
+            print(f"error: {clean['error']}", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def main(argv=None) -> int:
@@ -79,6 +106,5 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if isinstance(result, dict):
-        emit(result, args.json)
-        return 0
+        return emit(result, args.json)
     return int(result or 0)

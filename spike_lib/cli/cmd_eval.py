@@ -30,18 +30,24 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> dict:
+    from spike_lib.core.config import check_range
+
+    check_range("--batch-size", args.batch_size, 1, kind=int)  # before loading anything
+    check_range("--max-tokens", args.max_tokens, 2, kind=int)
     model, tok, _ = load_for_use(args.checkpoint)
     if args.text_file is not None:
         path = Path(args.text_file)
         if not path.is_file():
             raise ValueError(f"--text-file {path} does not exist")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"--text-file {path} is not UTF-8 (byte {err.start}: "
+                             f"{err.reason}): re-save it as UTF-8") from None
         return evaluate_text(model, tok, text, args.max_tokens, args.batch_size,
                              context_tokens=args.context_tokens)
-    from spike_lib.core.config import check_range
     from spike_lib.train.heldout import heldout_ids
 
-    check_range("max_tokens", args.max_tokens, 2, kind=int)
     ids = heldout_ids(tok, args.max_tokens, args.split, args.slice)
     return evaluate_text(model, tok, None, args.max_tokens, args.batch_size, ids=ids,
                          context_tokens=args.context_tokens)

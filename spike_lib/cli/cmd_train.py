@@ -20,7 +20,7 @@ def run(args):
     options["set"] = parse_overrides(args.set)  # ValueError: a clear error, exit 2
     try:
         summary = train_run(args.out, resume=args.resume, progress=not args.no_progress,
-                            **options)
+                            allow_changed=tuple(args.allow_changed), **options)
     except RankZeroError:  # rank 0 prints why and exits 2; exit 0 here, as a non-zero exit
         return 0  # would make mlx.launch kill rank 0 before it printed the reason
     except (TrainingDiverged, RunError) as err:

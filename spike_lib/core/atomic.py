@@ -18,7 +18,25 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-TMP_TAG, OLD_TAG = ".tmp-", ".old-"  # .NAME.tmp-XXXX (being written), .NAME.old-XXXX (stepped aside)
+# .NAME.tmp-XXXX: being written; .NAME.old-XXXX: the old copy, stepped aside during a save
+TMP_TAG, OLD_TAG = ".tmp-", ".old-"
+
+
+def fault_point(name):
+    """Test hook: SPIKE_FAULT="NAME:N" kills this process with SIGKILL the N-th time the
+    program passes fault_point(NAME) (a kill -9 at a chosen moment, for the tests of what
+    survives a kill). Does nothing when SPIKE_FAULT is unset."""
+    spec = os.environ.get("SPIKE_FAULT")
+    if not spec or spec.rpartition(":")[0] != name:
+        return
+    _FAULTS[name] = _FAULTS.get(name, 0) + 1
+    if _FAULTS[name] == int(spec.rpartition(":")[2]):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAULTS = {}
 
 
 def _fsync_dir(folder):
@@ -119,6 +137,7 @@ def atomic_folder(path, check_replace=None):
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}{OLD_TAG}", dir=path.parent))
             os.replace(path, old / path.name)  # step aside, keep until the new one is in place
+            fault_point("folder-stepped-aside")
         os.replace(tmp, path)
         _fsync_dir(path.parent)
         if old is not None:

@@ -114,7 +114,7 @@ def read_npz(path) -> dict:
                          "use an earlier checkpoint or re-save this one") from None
 
 
-def check_folder(path) -> Path:
+def check_folder(path, what="checkpoint") -> Path:
     """path as a Path if it is a folder; else ValueError, naming a copy an interrupted save left."""
     path = Path(path)
     if not path.is_dir():
@@ -127,7 +127,7 @@ def check_folder(path) -> Path:
         elif left["tmp"]:
             hint = (f"; an interrupted save left {left['tmp'][-1]}: run "
                     f"`python -m spike_lib repair {path}`")
-        raise ValueError(f"no checkpoint folder at {path}{hint}")
+        raise ValueError(f"no {what} folder at {path}{hint}")
     return path
 
 

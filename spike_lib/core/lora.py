@@ -12,7 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from spike_lib.core.atomic import atomic_folder
-from spike_lib.core.checkpoint_format import CONFIG, WEIGHTS, check_folder, read_npz
+from spike_lib.core.checkpoint_format import (
+    CONFIG,
+    WEIGHTS,
+    check_folder,
+    describe_folder,
+    read_json_file,
+    read_npz,
+    require_keys,
+)
 from spike_lib.core.config import check_range
 
 ATTN_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # the attention projections
@@ -66,12 +74,27 @@ def fingerprint(checkpoint_dir) -> dict:
     return {"config": config, "weights_sha256": digest.hexdigest()}
 
 
+def is_adapter(path) -> bool:
+    """True when folder `path` holds an adapter and nothing else."""
+    names = {p.name for p in Path(path).iterdir() if not p.name.startswith(".")}
+    return names == {ADAPTER_WEIGHTS, ADAPTER_CONFIG}
+
+
+def replace_only_adapter(path):
+    """check_replace for atomic_folder: an adapter replaces only an empty folder or an adapter."""
+    path = Path(path)
+    if any(p for p in path.iterdir() if not p.name.startswith(".")) and not is_adapter(path):
+        raise ValueError(f"{path} exists and is not an adapter folder (it holds "
+                         f"{describe_folder(path)}): refusing to replace it; choose an empty or "
+                         "new folder for --out (nothing was written)")
+
+
 def save_adapter(path, model, base_fingerprint, meta=None) -> Path:
     """Write adapter.npz (LoRA tensors only, no pickle) + adapter.json into folder `path`, atomically."""
     if not getattr(model, "lora", None):
         raise ValueError("this model has no LoRA adapters: call apply_lora first")
     path = Path(path)
-    with atomic_folder(path) as tmp:
+    with atomic_folder(path, check_replace=replace_only_adapter) as tmp:
         with open(tmp / ADAPTER_WEIGHTS, "wb") as f:
             np.savez(f, **adapter_state_dict(model))
         info = {"format_version": ADAPTER_FORMAT, **model.lora, "base": base_fingerprint,
@@ -86,15 +109,15 @@ def read_adapter(path) -> tuple:
     path = Path(path)
     cfg = path / ADAPTER_CONFIG
     if not cfg.is_file():
+        check_folder(path, "adapter")  # a missing folder: names what a killed save left
         raise ValueError(f"{cfg} is missing: {path} is not a LoRA adapter folder (finetune "
                          "--method lora --out FOLDER writes one)")
-    try:
-        info = json.loads(cfg.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{cfg} is corrupt ({err}): re-run the fine-tuning") from None
+    info = read_json_file(cfg, what="adapter (re-run the fine-tuning)")
     if info.get("format_version") != ADAPTER_FORMAT:
         raise ValueError(f"{cfg} has format version {info.get('format_version')!r}; this "
                          f"spike_lib reads version {ADAPTER_FORMAT}")
+    require_keys(info, {"rank": int, "alpha": (int, float), "targets": list, "base": dict}, cfg,
+                 what="adapter.json")
     return info, read_npz(path / ADAPTER_WEIGHTS)
 
 

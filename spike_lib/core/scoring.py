@@ -69,6 +69,7 @@ def evaluate(model, ids, n_chars=None, batch_size=16) -> dict:
     perplexity exp(loss), bits_per_token, total_nats, n_tokens and, given n_chars (the number of
     characters those predicted tokens decode to), bpc = total_nats / (ln 2 n_chars).
     """
+    check_range("batch_size", batch_size, 1, kind=int)
     ids = as_ids(ids, model.cfg.vocab_size)
     if len(ids) < 2:
         raise ValueError("evaluate needs at least 2 tokens: one to read, one to predict")

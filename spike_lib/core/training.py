@@ -12,7 +12,7 @@ from spike_lib.core.config import check_range
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or the gradient norm became NaN, infinite or blew up; the weights were not updated."""
+    """The loss or the gradient norm became NaN or infinite, or the loss blew up."""
 
 
 def cosine_lr(step, max_lr, warmup_steps, total_steps, min_lr=0.0) -> float:
@@ -53,3 +53,28 @@ def median_seconds(fn, repeats=5, warmup=1) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+class LossWatch:
+    """Catch a blow-up before it is saved: a loss that is NaN or infinite, or far above the
+    running median of the last WINDOW losses (after at least MIN_SEEN of them):
+        loss > median + max(ABOVE, median)      i.e. more than doubled and up by > ABOVE nats
+    A language model's loss wanders by a few tenths of a nat from step to step; a diverging one
+    jumps by orders of magnitude (8e32 was seen), so the bound leaves normal noise alone.
+    """
+
+    WINDOW, MIN_SEEN, ABOVE = 50, 10, 3.0
+
+    def __init__(self):
+        self.recent = []
+
+    def check(self, loss):
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"the loss is {loss}")
+        if len(self.recent) >= self.MIN_SEEN:
+            median = statistics.median(self.recent)
+            if loss > median + max(self.ABOVE, median):
+                raise TrainingDiverged(
+                    f"the loss {loss:.4g} blew up: it is far above its running median "
+                    f"{median:.4g} of the last {len(self.recent)} steps")
+        self.recent = (self.recent + [loss])[-self.WINDOW:]

@@ -37,6 +37,13 @@ class Batches:
         return next(self.it)
 
 
+def dropout_seed(seed, rank, step) -> int:
+    """The seed of step `step`'s dropout masks on rank `rank`: a pure function, like the batches,
+    so a resumed run draws the masks an uninterrupted one drew."""
+    return int(np.random.SeedSequence([seed, rank, step, 17]).generate_state(1, np.uint64)[0]
+               >> np.uint64(1))
+
+
 class NumpyBackend:
     """The NumPy SpikeLLM with the hand-written backward and AdamW."""
 
@@ -46,14 +53,19 @@ class NumpyBackend:
         from spike_lib.numpy_impl.model import SpikeLLM
         from spike_lib.numpy_impl.optim import AdamW
 
+        from spike_lib.numpy_impl.layers import Dropout
+
         self.model = SpikeLLM(cfg)
         self.opt = AdamW(self.model, lr=opts["lr"], weight_decay=opts["weight_decay"])
-        self.clip = opts["clip"]
+        self.clip, self.seed = opts["clip"], opts["seed"]
+        self.dropouts = [m for _, m in self.model.named_modules() if isinstance(m, Dropout)]
         self.model.train(True)
 
-    def step(self, x, y, lr) -> dict:
+    def step(self, x, y, lr, step=0) -> dict:
         from spike_lib.numpy_impl.train import train_step
 
+        for i, m in enumerate(self.dropouts):  # the masks of step k: a function of (seed, k)
+            m.rng = np.random.default_rng([dropout_seed(self.seed, 0, step), i])
         return train_step(self.model, self.opt, x, y, lr, self.clip)
 
     def numpy_model(self):
@@ -93,7 +105,8 @@ class MLXBackend:
     """The MLX SpikeLLM: autodiff, and the training step compiled with mx.compile.
 
     With a World of R > 1 processes the step averages the gradients over them (data parallel,
-    spike_lib.train.distributed) and each rank draws its own dropout masks (seed + 1000 rank).
+    spike_lib.train.distributed) and each rank draws its own dropout masks; the masks of step k
+    come from mx.random.seed(dropout_seed(seed, rank, k)), so a resumed run repeats them.
     """
 
     name = "mlx"
@@ -112,14 +125,15 @@ class MLXBackend:
         self.opt = mlx_train.AdamW(opts["lr"], weight_decay=opts["weight_decay"])
         self.clip, self.fn = opts["clip"], None
         self.group = world.group if world is not None else None
-        if self.group is not None:
-            importlib.import_module("mlx.core").random.seed(opts["seed"] + 1000 * world.rank)
+        self.seed, self.rank = opts["seed"], world.rank if world is not None else 0
+        self.mx = importlib.import_module("mlx.core")
 
-    def step(self, x, y, lr) -> dict:
+    def step(self, x, y, lr, step=0) -> dict:
         if self.fn is None:  # after a resume has loaded the optimizer state
             self.model.train(True)
             self.fn = self.mt.make_step(self.model, self.opt, self.clip, compile=True,
                                         group=self.group)
+        self.mx.random.seed(dropout_seed(self.seed, self.rank, step))  # read by the compiled step
         return self.mt.train_step(self.fn, self.opt, x, y, lr)
 
     def get_state(self) -> dict:

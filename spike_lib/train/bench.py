@@ -113,7 +113,89 @@ def train_bench(args) -> dict:
     return out
 
 
-BENCHES = {"matmul": lambda args: {"matmul_gflops": numpy_matmul_gflops(args.n),
+def machine_info() -> dict:
+    """The CPU model, its core count and the 1/5/15-minute load averages, to print beside timings."""
+    import os
+    import platform
+
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
+                         model)
+    except OSError:
+        pass
+    load = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    return {"cpu": model, "cpus": os.cpu_count(), "load_average": load}
+
+
+def _generation_model(backend, args):
+    """(model, prompt ids, description): the shipped book model, or a seeded Config.book model
+    with attention args.attention (random weights)."""
+    from spike_lib.core.config import Config
+
+    if args.attention is None:
+        from spike_lib.train.bookmodel import shipped_path
+
+        path = shipped_path()
+        if backend == "numpy":
+            from spike_lib.train.checkpoint import load_checkpoint
+        else:
+            from spike_lib.mlx_impl.model import load_checkpoint
+        model, tok, _ = load_checkpoint(path)
+        return model, tok.encode("The river"), f"shipped {path.name} model"
+    cfg = Config.book(attention=args.attention)
+    if backend == "numpy":
+        from spike_lib.numpy_impl.model import SpikeLLM
+    else:
+        from spike_lib.mlx_impl.model import SpikeLLM
+    return SpikeLLM(cfg), [1, 2, 3], f"Config.book(attention={args.attention!r}), seed 0 weights"
+
+
+def _per_token_seconds(model, prompt, new_tokens, carry_state) -> list:
+    """Seconds between consecutive new tokens of one sampled continuation (seed 0)."""
+    import time
+
+    from spike_lib.core.sampling import generate_ids
+
+    times, last = [], time.perf_counter()
+    for _ in generate_ids(model, prompt, new_tokens, np.random.default_rng(0),
+                          carry_state=carry_state):
+        now = time.perf_counter()
+        times.append(now - last)
+        last = now
+    return times
+
+
+def generate_bench(args) -> dict:
+    """Generation tokens/s, windowed (the whole window re-run per token) vs carried state.
+
+    Per backend: tokens/s over args.new_tokens new tokens (after one untimed warm-up run of
+    each), and the median milliseconds per token in bands of positions: flat for a carried
+    state, growing with the context (then flat at block_size) for the window.
+    """
+    out = {"new_tokens": args.new_tokens, **machine_info()}
+    backends = ("numpy", "mlx") if args.backend == "all" else (args.backend,)
+    for backend in backends:
+        model, prompt, what = _generation_model(backend, args)
+        out["model"], out["prompt_tokens"] = what, len(prompt)
+        out["block_size"] = model.cfg.block_size
+        for mode, carry in (("windowed", False), ("carried", True)):
+            _per_token_seconds(model, prompt, 8, carry)  # warm-up (MLX compiles here)
+            times = _per_token_seconds(model, prompt, args.new_tokens, carry)
+            out[f"{backend}_{mode}_tokens_per_s"] = len(times) / sum(times)
+            band = max(1, args.new_tokens // 4)
+            out[f"{backend}_{mode}_ms_by_position"] = [  # [first, last position, median ms]
+                [len(prompt) + i, len(prompt) + min(i + band, len(times)) - 1,
+                 round(1e3 * float(np.median(times[i:i + band])), 3)]
+                for i in range(0, len(times), band)]
+        out[f"{backend}_carried_speedup"] = (out[f"{backend}_carried_tokens_per_s"]
+                                             / out[f"{backend}_windowed_tokens_per_s"])
+    out["load_average_after"] = machine_info()["load_average"]
+    return out
+
+
+BENCHES = {"generate": generate_bench, "matmul": lambda args: {"matmul_gflops": numpy_matmul_gflops(args.n),
                                    "mlx_matmul_gflops": mlx_matmul_gflops(args.n)},
            "tokenizers": tokenizers_bench, "train": train_bench}
 
@@ -128,9 +210,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="train: timed steps (median)")
     parser.add_argument("--backend", default="all", choices=["all", "numpy", "mlx"],
                         help="train: which backends to time (all: both, in one run)")
+    parser.add_argument("--new-tokens", type=int, default=200,
+                        help="generate: tokens to sample in each mode (200)")
+    parser.add_argument("--attention", default=None,
+                        help="generate: a seeded Config.book model with this attention instead "
+                             "of the shipped book model")
     parser.add_argument("--no-before", action="store_true",
                         help="train: skip the MLX run without the OpenBLAS preload")
 
 
 def run(args) -> dict:
+    from spike_lib.core.config import check_range
+
+    check_range("--n", args.n, 1, kind=int)  # a 0 x 0 matmul would report 0 GFLOP/s
+    check_range("--batch", args.batch, 1, kind=int)
+    check_range("--repeats", args.repeats, 1, kind=int)
+    check_range("--new-tokens", args.new_tokens, 1, kind=int)
     return BENCHES[args.what](args)

@@ -12,7 +12,7 @@ Taught in: notebooks/06_spikellm_training.ipynb
 
 import numpy as np
 
-from spike_lib.core.config import Config
+from spike_lib.core.config import Config, check_range
 
 FLOOR = 1e-4
 
@@ -112,6 +112,8 @@ def run(args) -> dict:
     if args.backend != "numpy":
         raise ValueError(f"--backend {args.backend!r} is not checked here yet: use "
                          "--backend numpy (the MLX port is compared with NumPy in chapter 7)")
+    if args.max_entries is not None:
+        check_range("--max-entries", args.max_entries, 1, kind=int)
     cfg = gradcheck_config(attention=args.attention, spiking=not args.twin)
     res = model_gradcheck(cfg, seed=args.seed, max_entries=args.max_entries)
     res.pop("errors")

@@ -12,24 +12,52 @@ import numpy as np
 DERIVED_RATES = (".kv", ".out_in")
 
 
-def resolve_checkpoint(path) -> Path:
-    """A checkpoint folder; a run folder stands for its checkpoint/ (a shipped model is both)."""
-    path = Path(path)
-    if (path / "run.json").is_file() and not (path / "weights.npz").is_file():
-        from spike_lib.train.runs import last_good_checkpoint
+def _run_of(path):
+    """The run folder `path` stands for (a run, or a run's checkpoint/), else None."""
+    from spike_lib.train.runfolder import CKPT, RUN_CONFIG
 
-        found = last_good_checkpoint(path)
-        if found is None:
-            raise ValueError(f"the run {path} has no checkpoint yet: train it longer")
-        return found
-    return path
+    if (path / RUN_CONFIG).is_file() and not (path / "weights.npz").is_file():
+        return path
+    if path.name == CKPT and (path.parent / RUN_CONFIG).is_file():
+        return path.parent
+    return None
+
+
+def resolve_checkpoint(path) -> Path:
+    """A checkpoint folder; a run folder stands for its last complete checkpoint (read-only)."""
+    from spike_lib.train.runfolder import find_checkpoint
+
+    path = Path(path)
+    run = _run_of(path)
+    if run is None:
+        return path
+    found = find_checkpoint(run)
+    if found is None:
+        raise ValueError(f"the run {run} has no checkpoint yet: train it longer")
+    return found
+
+
+def load_from(path, load):
+    """load(checkpoint folder) for a checkpoint or a run folder. A run is read while its
+    trainer may be saving: the load is retried on the last complete checkpoint, and nothing
+    is ever renamed or deleted (spike_lib.train.runfolder.read_checkpoint)."""
+    from spike_lib.train.runfolder import read_checkpoint
+
+    path = Path(path)
+    run = _run_of(path)
+    if run is None:
+        return load(path)
+    found = read_checkpoint(run, load)
+    if found is None:
+        raise ValueError(f"the run {run} has no checkpoint yet: train it longer")
+    return found
 
 
 def load_for_use(path):
     """(numpy model, tokenizer, meta) of a checkpoint that must hold its tokenizer."""
     from spike_lib.train.checkpoint import load_checkpoint
 
-    model, tok, meta = load_checkpoint(resolve_checkpoint(path))
+    model, tok, meta = load_from(path, load_checkpoint)
     if tok is None:
         raise ValueError(f"{path} holds no tokenizer.json: re-save the checkpoint with its "
                          "tokenizer (save_checkpoint(path, model, tokenizer))")

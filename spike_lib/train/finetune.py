@@ -309,29 +309,34 @@ def add_arguments(parser) -> None:
 
 def load_base(path, backend):
     """(model, tokenizer, checkpoint folder) of a base model on the chosen backend."""
-    from spike_lib.train.evaluation import load_for_use, resolve_checkpoint
+    from spike_lib.train.evaluation import load_for_use, load_from, resolve_checkpoint
 
-    folder = resolve_checkpoint(path)
     if backend == "mlx":
         from spike_lib.mlx_impl.model import load_checkpoint
 
-        model, tok, _ = load_checkpoint(folder)
+        model, tok, _ = load_from(path, load_checkpoint)
         if tok is None:
-            raise ValueError(f"{folder} holds no tokenizer.json: re-save it with its tokenizer")
+            raise ValueError(f"{path} holds no tokenizer.json: re-save it with its tokenizer")
     else:
-        model, tok, _ = load_for_use(folder)
-    return model, tok, folder
+        model, tok, _ = load_for_use(path)
+    return model, tok, resolve_checkpoint(path)
 
 
 def run(args) -> dict:
     from spike_lib.numpy_impl.lora import expand_targets, fingerprint, save_adapter
     from spike_lib.numpy_impl.train import TrainingDiverged
 
+    from spike_lib.train.runfolder import check_out
+
     check_range("steps", args.steps, 1, kind=int)
     if getattr(args, "head", "generate") == "span":
         from spike_lib.train.span_qa import run_finetune
 
         return run_finetune(args)
+    check_range("batch_size", args.batch_size, 1, kind=int)
+    if args.lr is not None and not 0 < args.lr < float("inf"):
+        raise ValueError(f"--lr {args.lr} is invalid: it must be a finite number > 0")
+    check_out(args.out, "adapter" if args.method == "lora" else "checkpoint")  # before training
     model, tok, folder = load_base(args.checkpoint, args.backend)
     records = load_qa_file(args.train_file)
     examples, counts = encode_examples(tok, records, model.cfg.block_size, args.answer_tokens)

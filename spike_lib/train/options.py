@@ -5,6 +5,7 @@ Taught in: notebooks/10_toolkit.ipynb
 """
 
 import argparse
+import math
 from pathlib import Path
 
 from spike_lib.core import plugins
@@ -21,6 +22,7 @@ DEFAULTS = {"config": "tiny", "tokenizer": None, "steps": 200, "batch_size": 16,
 # options that change what is logged or saved when, not what is learned: free on --resume
 # (time_budget too: the schedule's length is fixed in run.json's "plan" once it is measured)
 FREE_ON_RESUME = ("eval_every", "ckpt_every", "val_tokens", "time_budget")
+CHANGEABLE = ("lr", "steps")  # what --resume --allow-changed NAME may change (run.json logs it)
 NO_STEP_CAP = 10**7  # --steps when only --time-budget bounds a run
 
 
@@ -49,6 +51,9 @@ def run_options(**overrides) -> dict:
     check_range("lr", opts["lr"], 0.0, low_open=True)
     check_range("weight_decay", opts["weight_decay"], 0.0)
     check_range("clip", opts["clip"], 0.0)
+    for key in ("lr", "weight_decay", "clip", "time_budget"):
+        if opts[key] is not None and not math.isfinite(opts[key]):
+            raise ValueError(f"{key}={opts[key]!r} is invalid: it must be a finite number")
     if opts["ckpt_every"] is None:
         opts["ckpt_every"] = opts["eval_every"]
     check_range("ckpt_every", opts["ckpt_every"], 1, kind=int)
@@ -119,6 +124,9 @@ def add_arguments(parser) -> None:
                         help="stop after this much training time with a checkpoint; the cosine "
                         "schedule is planned over the steps that fit (measured on the first "
                         "steps); --steps becomes an upper bound")
+    parser.add_argument("--allow-changed", action="append", default=[], metavar="OPTION",
+                        choices=CHANGEABLE, help="with --resume: accept a new value of OPTION "
+                        "(lr or steps), e.g. --lr 1e-3 after a blow-up; logged in run.json")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -76,7 +76,8 @@ def draw_graph(node, max_depth=3, ax=None):
 
     rows = [(d, n) for d, n in walk(node) if d <= max_depth]
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 0.22 * len(rows) + 0.6), dpi=80)
+        # 9.5 pt at 100 dpi: about 12 px text in the book's column (7 pt at 80 dpi read as 6 px)
+        _, ax = plt.subplots(figsize=(8, 0.3 * len(rows) + 0.7), dpi=100)
     cmap = plt.get_cmap("YlOrRd")  # light colours keep the black labels readable
     ypos, parents = {}, {}
     for i, (depth, n) in enumerate(rows):
@@ -91,7 +92,7 @@ def draw_graph(node, max_depth=3, ax=None):
             text += f"  -> {tuple(n['out_shape'])}"
         if rate is not None:
             text += f"  rate {rate:.2f}"
-        ax.text(depth, y, text, va="center", ha="left", fontsize=7,
+        ax.text(depth, y, text, va="center", ha="left", fontsize=9.5,
                 bbox={"boxstyle": "round,pad=0.2", "fc": color, "ec": "0.4"})
         parent = parents.get(id(n))
         if parent is not None and id(parent) in ypos:
@@ -101,7 +102,7 @@ def draw_graph(node, max_depth=3, ax=None):
     ax.set_ylim(-len(rows), 1)
     ax.axis("off")
     ax.set_title(f"{node['name']}: {node['params']:,} parameters (colour: spikes per neuron "
-                 "per step)", fontsize=9)
+                 "per step)", fontsize=11)
     return ax.figure
 
 
@@ -118,6 +119,10 @@ def run(args) -> dict:
     from spike_lib.core.config import Config
     from spike_lib.numpy_impl.model import SpikeLLM
 
+    if args.out:
+        from spike_lib.train.runfolder import check_out_file
+
+        check_out_file(args.out)  # before any work: a clear error for a folder or no permission
     cfg = getattr(Config, args.config)(spiking=not args.twin)
     n_tok = cfg.block_size if args.tokens is None else args.tokens
     if not 1 <= n_tok <= cfg.block_size:
@@ -131,7 +136,10 @@ def run(args) -> dict:
         import matplotlib
 
         matplotlib.use("Agg")
-        draw_graph(tree, 3 if args.depth is None else args.depth).savefig(args.out,
-                                                                          bbox_inches="tight")
+        from spike_lib.core.atomic import atomic_path
+
+        fig = draw_graph(tree, 3 if args.depth is None else args.depth)
+        with atomic_path(args.out) as tmp:
+            fig.savefig(tmp, bbox_inches="tight", format="png")
     return {"config": args.config, "params": tree["params"],
             "modules": sum(1 for _ in walk(tree)), "out": args.out}

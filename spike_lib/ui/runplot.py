@@ -87,11 +87,15 @@ def plot_runs(runs, out=None) -> dict:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from spike_lib.train.runs import read_log
+    from spike_lib.train.runfolder import check_out_file, read_log
 
     runs = [Path(r) for r in runs]
     if not runs:
         raise ValueError("give at least one run folder to plot")
+    out = Path(out) if out is not None else runs[0] / "plot.png"
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--out {out} must end in .png")
+    check_out_file(out)  # before any work: a folder, no permission or a full disk
     labels = [r.name or str(r) for r in runs]
     if len(set(labels)) < len(labels):
         labels = [str(r) for r in runs]
@@ -99,9 +103,6 @@ def plot_runs(runs, out=None) -> dict:
     empty = [label for label, s in series.items() if not s["step"]]
     if empty:
         raise ValueError(f"no training records in {empty}: train first, then plot")
-    out = Path(out) if out is not None else runs[0] / "plot.png"
-    if out.suffix.lower() != ".png":
-        raise ValueError(f"--out {out} must end in .png")
     fig = draw_runs(series)
     try:
         with atomic_path(out) as tmp:
