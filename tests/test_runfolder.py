@@ -447,3 +447,30 @@ def test_repair_never_touches_a_run_that_is_being_written(tmp_path, docs):
         assert main(["repair", str(run)]) == 2
     assert (run / ".checkpoint.tmp-abc").exists()
     assert main(["repair", str(run)]) == 0 and not (run / ".checkpoint.tmp-abc").exists()
+
+
+# -- 10. a checkpoint that needs a plug-in this machine lacks ---------------------------------
+def test_a_checkpoint_names_the_plugin_package_to_install(tmp_path, monkeypatch):
+    from spike_lib.core import plugins
+    from spike_lib.core.config import Config
+    from spike_lib.numpy_impl.model import SpikeLLM
+    from spike_lib.train import plugin_checks, registry
+
+    fixture = __import__("pathlib").Path(__file__).parent / "fixtures" / "spike_plugin_example"
+    monkeypatch.setattr(plugins, "_TABLE", {k: dict(v) for k, v in plugins._TABLE.items()})
+    monkeypatch.setattr(plugins, "_DISCOVERED", [])
+    monkeypatch.setattr(plugin_checks, "SMOKE_STEPS", 12)
+    registry.write_dist_info("spike-plugin-example", "0.1.0", {"spike_lib.neurons": {
+        "alif": "spike_plugin_example.neurons:AdaptiveLIF"}}, tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(fixture))
+    model = SpikeLLM(Config.tiny(neuron="alif", n_layer=1))  # found by the entry-point search
+    checkpoint.save_checkpoint(tmp_path / "ck", model)
+    origin = "entry point spike_plugin_example.neurons:AdaptiveLIF of spike-plugin-example"
+    assert checkpoint.load_meta(tmp_path / "ck")["plugins"] == {"neuron": {"alif": origin}}
+    monkeypatch.setattr(plugins, "_TABLE", {k: {n: e for n, e in v.items() if n != "alif"}
+                                            for k, v in plugins._TABLE.items()})
+    monkeypatch.setattr(plugins, "_DISCOVERED", [True])  # this machine has searched: no alif
+    with pytest.raises(ValueError, match=f"neuron='alif' is invalid.*saved with the neuron "
+                                         f"'alif' from {origin}: install that package"):
+        checkpoint.load_checkpoint(tmp_path / "ck")

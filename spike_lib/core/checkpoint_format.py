@@ -65,7 +65,7 @@ def save_checkpoint(path, model, tokenizer=None, optimizer=None, meta=None,
         info = {"format_version": FORMAT_VERSION, "backend": backend,
                 "model": type(model).__name__, "n_params": int(model.num_params()),
                 "tokenizer": None if tokenizer is None else type(tokenizer).__name__,
-                **(meta or {})}
+                **_plugin_origins(model.cfg), **(meta or {})}
         _write_json(tmp / META, info)
         if tokenizer is not None:
             tokenizer.save(tmp / TOKENIZER)
@@ -73,6 +73,19 @@ def save_checkpoint(path, model, tokenizer=None, optimizer=None, meta=None,
             with open(tmp / OPTIMIZER, "wb") as f:
                 np.savez(f, **optimizer.state_dict())
     return Path(path)
+
+
+def _plugin_origins(cfg) -> dict:
+    """{"plugins": {"neuron": {name: origin}, ...}} for the plug-ins cfg uses ({} if none)."""
+    from spike_lib.core import plugins
+
+    found = {}
+    for kind in ("neuron", "attention"):
+        name = getattr(cfg, kind, None)
+        origin = plugins.origin_of(kind, name)
+        if origin is not None:
+            found[kind] = {name: origin}
+    return {"plugins": found} if found else {}
 
 
 def read_json_file(path, what="checkpoint", expect=dict):
@@ -151,7 +164,19 @@ def load_config(path):
     try:
         return Config.from_dict(data)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{file} is not a valid model config: {err}") from None
+        hint = ""
+        try:  # a plug-in this machine lacks: name the package the checkpoint was saved with
+            used = json.loads((Path(path) / META).read_text(encoding="utf-8")).get("plugins", {})
+            hint = "".join(
+                f"; it was saved with the {kind} {name!r} from {origin}: "
+                + ("install that package here (pip install it), then load again"
+                   if origin.startswith("entry point") else
+                   f"register it again (spike_lib.train.registry.register_{kind}) first")
+                for kind, names in used.items() for name, origin in names.items()
+                if f"{name!r}" in str(err))
+        except (OSError, ValueError, AttributeError):
+            pass
+        raise ValueError(f"{file} is not a valid model config: {err}{hint}") from None
 
 
 def load_weights(path) -> dict:

@@ -101,6 +101,14 @@ def check_name(kind, name):
                          "plugins` lists them)")
 
 
+def origin_of(kind, name):
+    """Where a registered plug-in came from ("entry point mod:obj of package", "user"); None
+    for a built-in or an unknown name. Checkpoints record it, so that a machine without the
+    plug-in can name the package to install."""
+    entry = _TABLE.get(kind, {}).get(name)
+    return None if entry is None or entry["origin"] == BUILTIN else entry["origin"]
+
+
 def get(kind, name, backend="numpy"):
     """The registered object (class or factory) of `name` for `backend`."""
     check_name(kind, name)
