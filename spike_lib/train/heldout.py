@@ -16,7 +16,7 @@ MARGIN = 32  # tokens encoded past the ones kept, so the cut of the text changes
 def _source_texts(docs) -> dict:
     texts = {}
     for doc in docs:
-        texts.setdefault(doc["source"], []).append(doc["text"])
+        texts.setdefault(doc.get("source", ""), []).append(doc["text"])  # no source: one share
     return {source: SEP.join(parts) for source, parts in sorted(texts.items())}
 
 
