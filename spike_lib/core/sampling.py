@@ -56,20 +56,40 @@ def _start_ids(prompt_ids, bos_id):
 
 
 def generate_ids(model, prompt_ids, max_new_tokens, rng, temperature=1.0, top_k=None,
-                 top_p=None, stop_ids=(), bos_id=None):
+                 top_p=None, stop_ids=(), bos_id=None, carry_state=True):
     """Yield new token ids one at a time (a generator); stops after a token in stop_ids.
 
     The model reads the last block_size tokens of prompt + generated. An empty prompt starts
     from [bos_id] (bos_id itself is not yielded); without bos_id it is a ValueError.
+    carry_state: a model with step(idx, state) and carries_state() True (both SpikeLLMs)
+    runs only the new token each time; the same tokens while the text fits in block_size,
+    and a running-state model then carries on past it (spike_lib.numpy_impl.generate).
+    carry_state=False re-runs the window for every token.
     """
     check_range("max_new_tokens", max_new_tokens, 0, kind=int)
     ids = _start_ids(prompt_ids, bos_id)
     model.check_idx(np.array(ids[-model.cfg.block_size:])[None])  # ids in range, fail early
     model.train(False)  # dropout off while sampling
+    if carry_state and getattr(model, "carries_state", lambda: False)():
+        yield from _generate_carried(model, ids, max_new_tokens, rng, temperature, top_k, top_p,
+                                     stop_ids)
+        return
     for _ in range(max_new_tokens):
         ctx = np.array(ids[-model.cfg.block_size:])[None]  # (1, L)
         nxt = sample_logits(model(ctx)[0, -1], rng, temperature, top_k, top_p)
         ids.append(nxt)
+        yield nxt
+        if nxt in stop_ids:
+            return
+
+
+def _generate_carried(model, ids, max_new_tokens, rng, temperature, top_k, top_p, stop_ids):
+    state = None
+    nxt_ids = ids[-model.cfg.block_size:]
+    for _ in range(max_new_tokens):
+        logits, state = model.step(np.array(nxt_ids)[None], state)
+        nxt = sample_logits(np.asarray(logits)[0, -1], rng, temperature, top_k, top_p)
+        nxt_ids = [nxt]
         yield nxt
         if nxt in stop_ids:
             return

@@ -86,6 +86,21 @@ class SpikeLLM(nn.Module):
         h = self.hidden(idx)
         return h @ self.tok_emb.W.T if self.cfg.tie_weights else self.lm_head(h)
 
+    def step(self, idx, state=None):
+        """(logits (B, n, V), state) of new tokens idx (B, n) after those state has seen.
+
+        Carried-state decoding (spike_lib.mlx_impl.generate.step); state=None starts anew.
+        """
+        from spike_lib.mlx_impl.generate import step
+
+        return step(self, idx, state)
+
+    def carries_state(self) -> bool:
+        """True if every attention can be decoded with a carried state (see step)."""
+        from spike_lib.mlx_impl.generate import supports_state
+
+        return supports_state(self)
+
     # -- the NumPy Module's interface ---------------------------------------------------------
     def named_parameters(self):
         """(dotted name, array) pairs: the same names as the NumPy model's."""

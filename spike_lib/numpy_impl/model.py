@@ -82,6 +82,21 @@ class SpikeLLM(Module):
             return h @ self.modules["tok_emb"].params["W"].T
         return self.modules["lm_head"](h)
 
+    def step(self, idx, state=None):
+        """(logits (B, n, V), state) of new tokens idx (B, n) after those state has seen.
+
+        Carried-state decoding (spike_lib.numpy_impl.generate.step); state=None starts anew.
+        """
+        from spike_lib.numpy_impl.generate import step
+
+        return step(self, idx, state)
+
+    def carries_state(self) -> bool:
+        """True if every attention can be decoded with a carried state (see step)."""
+        from spike_lib.numpy_impl.generate import supports_state
+
+        return supports_state(self)
+
     def backward(self, dlogits):
         """Accumulate every parameter's gradient from dL/dlogits (B, L, V); returns None."""
         m = self.modules
