@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,9 +26,12 @@ TRAIN = ["--steps", "8", "--eval-every", "4", "--batch-size", "4", "--val-tokens
          "--warmup", "2", "--no-progress"]
 
 
+REPO_DATA = Path(__file__).resolve().parents[1] / "data"  # whatever SPIKE_DATA_DIR says
+
+
 @pytest.fixture(scope="module")
 def docs():
-    val = load_corpus("val")
+    val = load_corpus("val", root=REPO_DATA)
     return {"train_docs": val[:30], "val_docs": val[30:33]}
 
 
@@ -35,7 +39,7 @@ def docs():
 def data_dir(tmp_path_factory):
     """A small corpus for the command line and its subprocesses (SPIKE_DATA_DIR)."""
     root = tmp_path_factory.mktemp("data")
-    val = load_corpus("val")
+    val = load_corpus("val", root=REPO_DATA)
     for split, d in (("train", val[:30]), ("val", val[30:33]), ("test", val[33:36])):
         write_jsonl_gz(root / "corpus" / f"{split}.jsonl.gz", d)
     with pytest.MonkeyPatch.context() as mp:
