@@ -22,7 +22,7 @@ HTML = Path(os.environ.get("SPIKE_BOOK_HTML") or ROOT / "_build" / "html")  # th
 WIDTHS = {"desktop": 1280, "phone": 390}
 CHROMIUM_PACKAGES = "chromium chromium-driver"  # Debian names, installed by scripts/setup.sh
 # text that means a widget was stored without its state: the page shows a placeholder
-WIDGET_PLACEHOLDERS = ("Loading widget", "VBox(", "HBox(", "Output()")
+WIDGET_PLACEHOLDERS = ("Loading widget", "VBox(", "HBox(", "Output()", "Error displaying widget")
 # repositories that do not exist: a launch button must never lead there
 PLACEHOLDER_REPOS = ("spiking-course/spiking-transformers-from-scratch", "example.com",
                      "example.edu", "example.org", "OWNER/REPO", "<repository")
@@ -66,6 +66,11 @@ document.querySelectorAll('img').forEach(i => {
 document.querySelectorAll('.cell_output, .output').forEach(o => {
   for (const p of arguments[0]) if (o.innerText.includes(p))
     out.push(['widget-placeholder', `output shows "${p}"`, sel(o)]);
+});
+document.querySelectorAll('.cell.tag_hide-cell').forEach(c => {  // exercise solutions
+  const title = c.querySelector('.admonition-title');
+  if (title && !/solution/i.test(title.innerText))
+    out.push(['solution-toggle-label', `"${title.innerText.trim()}" instead of "Show solution"`, sel(c)]);
 });
 document.querySelectorAll('a[href]').forEach(a => {
   const h = a.href;

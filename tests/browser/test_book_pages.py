@@ -31,6 +31,8 @@ BROKEN = r"""
 <img src="../_images/no-such-figure.png" alt="a figure that is not there">
 <div class="cell_output"><pre>VBox(children=(IntSlider(value=1),))</pre></div>
 <a class="dropdown-item" href="https://mybinder.org/v2/gh/spiking-course/spiking-transformers-from-scratch/main">Binder</a>
+<div class="cell tag_hide-cell"><details class="admonition hide"><summary>
+<p class="collapsed admonition-title">Show code cell content</p></summary></details></div>
 <script>console.error("a script of the page failed");</script>
 """
 
@@ -51,7 +53,7 @@ def test_checker_fails_on_a_page_with_broken_equations_and_the_other_defects(bro
         problems = pagecheck.check_page(driver, f"{url}/book/broken.html", pagecheck.WIDTHS[name])
     kinds = {kind for kind, _, _ in problems}
     expected = {"mathjax-error", "equation-cut-left", "table-too-wide", "broken-image",
-                "widget-placeholder", "placeholder-link", "console-error"}
+                "widget-placeholder", "placeholder-link", "console-error", "solution-toggle-label"}
     assert expected <= kinds, f"not reported: {expected - kinds}; got {problems}"
     assert any("\\tag not allowed in split" in d for k, d, _ in problems if k == "mathjax-error")
 
