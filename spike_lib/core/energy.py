@@ -113,26 +113,39 @@ def run(args) -> dict:
     return {"ann_pj": ann, "snn_pj": snn, "ratio": snn / ann if ann else float("nan")}
 
 
+# multiply-accumulates of an attention's own matmuls per sequence and timestep (L tokens, width D,
+# head width d_h), as the dense code computes them (the masked half of an L x L map included)
+ATTENTION_MATMUL_MACS = {
+    **{name: lambda n_tok, d, hd: 2 * n_tok * n_tok * d  # Q K^T and A V
+       for name in ("softmax", "softmax_shift", "hybrid", "hybrid_relu", "hybrid_shift",
+                    "spike_matrix", "spike_matrix_shift")},
+    "sdsa_decay": lambda n_tok, d, hd: n_tok * n_tok * d,  # the (L x L) decay matrix times K V
+    "sdsa_decay_shift": lambda n_tok, d, hd: n_tok * n_tok * d,
+    "spike_matrix_running": lambda n_tok, d, hd: 2 * n_tok * d * hd}  # K^T V state, Q S read
+
+
 def forward_macs(cfg, n_batch, n_tok) -> int:
     """Multiply-accumulates of the matmuls of one forward pass over n_batch x n_tok tokens.
 
-    Per timestep and token: 4 D^2 (Q, K, V, O) + 2 D d_ff (MLP) per block; softmax attention adds
-    2 L^2 D per sequence (Q K^T and A V, the masked half included). The readout (D V per token)
-    runs once. The twin runs T = 1. SDSA's attention core has no MACs.
+    Per timestep and token: 4 D^2 (Q, K, V, O) + 2 D d_ff (MLP) per block; an attention with
+    its own matmuls adds ATTENTION_MATMUL_MACS per sequence (softmax and the other quadratic
+    ones 2 L^2 D: Q K^T and A V, the masked half included). The readout (D V per token) runs
+    once. The twin runs T = 1. SDSA's attention core has no MACs.
     """
     t = cfg.num_steps if cfg.spiking else 1
     n, d = n_batch * n_tok, cfg.n_embd
     per_block = n * (4 * d * d + 2 * d * cfg.d_ff)
-    if cfg.attention == "softmax":
-        per_block += 2 * n_batch * n_tok * n_tok * d
+    if cfg.attention in ATTENTION_MATMUL_MACS:
+        per_block += n_batch * ATTENTION_MATMUL_MACS[cfg.attention](n_tok, d, d // cfg.n_head)
     return t * cfg.n_layer * per_block + n * d * cfg.vocab_size
 
 
 def train_step_flops(cfg, batch, n_tok=None) -> int:
-    """Model FLOPs of one training step: forward 2 x MACs plus backward 4 x MACs = 6 x MACs.
+    """Model FLOPs of one training step: three MAC passes (forward, dX, dW) at 2 FLOPs per MAC.
 
-    batch: sequences per step; n_tok: tokens per sequence (default cfg.block_size). Elementwise
-    work (LIF, LayerNorm, the cumulative sums) is not counted: it is what the step pays on top.
+    = 6 x forward_macs. batch: sequences per step; n_tok: tokens per sequence (default
+    cfg.block_size). Elementwise work (LIF, LayerNorm, the cumulative sums) is not counted: it
+    is what the step pays on top.
     """
     return 6 * forward_macs(cfg, batch, cfg.block_size if n_tok is None else n_tok)
 

@@ -35,7 +35,9 @@ class Linear(Module):
         self.x = x
         # one big GEMM over every leading dim: (T, B, L, D) @ W as a batched matmul is ~5x slower
         y = (x.reshape(-1, self.n_in) @ self.params["W"]).reshape(*x.shape[:-1], self.n_out)
-        return y + self.params["b"] if "b" in self.params else y
+        if "b" in self.params:
+            y += self.params["b"]  # in place: y is the matmul's fresh output
+        return y
 
     def backward(self, dy):
         x2 = self.x.reshape(-1, self.n_in)

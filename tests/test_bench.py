@@ -1,0 +1,48 @@
+"""Benchmark helpers (issue 15): model FLOPs of the quadratic attentions, the NumPy profile adds
+up to its step, the in-place LIF gives lif_forward's numbers. No timings are asserted."""
+
+import numpy as np
+import pytest
+
+from spike_lib.core.config import Config
+from spike_lib.core.energy import forward_macs, train_step_flops
+from spike_lib.core.neurons import lif_backward, lif_forward
+from spike_lib.numpy_impl.neurons import LIF
+from spike_lib.train import profile
+
+
+def test_forward_macs_count_the_quadratic_attentions_matmuls():
+    cfg = Config.tiny()
+    base = forward_macs(cfg, 2, 16)
+    t, n_layer, length, d, hd = cfg.num_steps, cfg.n_layer, 16, cfg.n_embd, cfg.n_embd // cfg.n_head
+    extra = {"softmax_shift": 2 * length**2 * d, "hybrid": 2 * length**2 * d,
+             "spike_matrix": 2 * length**2 * d, "sdsa_decay": length**2 * d,
+             "spike_matrix_running": 2 * length * d * hd, "sdsa_mean": 0, "sdsa_shift": 0}
+    for name, per_seq in extra.items():
+        got = forward_macs(cfg.replace(attention=name), 2, 16)
+        assert got == base + t * n_layer * 2 * per_seq, name
+    assert train_step_flops(cfg.replace(attention="hybrid"), 2) == 6 * forward_macs(
+        cfg.replace(attention="hybrid"), 2, 16)
+
+
+@pytest.mark.parametrize("beta, th", [(0.5, 1.0), (0.9, 0.5)])
+def test_in_place_lif_equals_the_reference_maths(beta, th):
+    x = np.random.default_rng(0).normal(0.6, 1.0, (3, 2, 5, 7)).astype(np.float32)
+    lif = LIF(beta=beta, threshold=th, surrogate="arctan", surrogate_scale=2.0)
+    spk = lif(x)
+    ref_spk, ref_mem = lif_forward(x, beta, th, "subtract", lif.surrogate)
+    np.testing.assert_array_equal(spk, ref_spk)
+    np.testing.assert_array_equal(lif.cache[0], ref_mem)
+    assert 0 < spk.mean() < 1
+    dspk = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_allclose(lif.backward(dspk),
+                               lif_backward(dspk, ref_mem, ref_spk, beta, th, "subtract",
+                                            lif.surrogate, True), rtol=1e-6, atol=1e-7)
+
+
+def test_numpy_profile_kinds_add_up_to_the_step():
+    out = profile.numpy_profile(Config.tiny(), 2, repeats=1)
+    kinds = sum(out[k] for k in profile.KINDS)
+    assert set(profile.KINDS) <= set(out) and out["matmul (Linear)"] > 0
+    assert out["LIF loops"] > 0 and out["optimizer (AdamW)"] > 0
+    assert kinds <= out["step"] and kinds > 0.8 * out["step"]  # only Python glue is left out
