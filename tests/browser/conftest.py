@@ -18,14 +18,6 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: starts JupyterLab and runs a chapter (about a minute)")
 
 
-def need_chromium():
-    if not pagecheck.chromium_paths():
-        pytest.skip(f"headless Chromium not found: install the Debian packages "
-                    f"{pagecheck.CHROMIUM_PACKAGES} (apt-get install -y {pagecheck.CHROMIUM_PACKAGES}; "
-                    "scripts/setup.sh does it when run as root)")
-    pytest.importorskip("selenium", reason="selenium is pinned in requirements.txt: make setup")
-
-
 @pytest.fixture(scope="session")
 def book_url():
     if not (pagecheck.HTML / "index.html").is_file():
@@ -37,7 +29,7 @@ def book_url():
 @pytest.fixture(scope="session", params=sorted(pagecheck.WIDTHS), ids=str)
 def browser(request):
     """(width name, driver): one headless Chromium per screen width for the whole session."""
-    need_chromium()
+    pagecheck.need_chromium()
     driver = pagecheck.make_driver(pagecheck.WIDTHS[request.param])
     yield request.param, driver
     driver.quit()

@@ -98,6 +98,16 @@ def chromium_paths():
     return (browser, driver) if browser and driver else None
 
 
+def need_chromium():
+    """Skip the calling test, naming the Debian packages, when there is no headless Chromium."""
+    import pytest
+
+    if not chromium_paths():
+        pytest.skip(f"headless Chromium not found: install the Debian packages {CHROMIUM_PACKAGES} "
+                    f"(apt-get install -y {CHROMIUM_PACKAGES}; scripts/setup.sh does it as root)")
+    pytest.importorskip("selenium", reason="selenium is pinned in requirements.txt: make setup")
+
+
 def make_driver(width, height=900):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

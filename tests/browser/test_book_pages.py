@@ -60,8 +60,6 @@ def test_checker_fails_on_a_page_with_broken_equations_and_the_other_defects(bro
 
 def test_skip_message_names_the_debian_packages(monkeypatch):
     """Where Chromium cannot be installed, the skip says what to install."""
-    import conftest
-
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(pytest.skip.Exception, match="chromium chromium-driver"):
-        conftest.need_chromium()
+        pagecheck.need_chromium()

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pagecheck
 import pytest
-from conftest import need_chromium
 
 CHAPTER = pagecheck.ROOT / "notebooks" / "01_lif_neurons.ipynb"
 KERNEL_IDLE = """
@@ -66,7 +65,7 @@ def wait_for(what, check, timeout, every=0.5):
 @pytest.fixture
 def lab(tmp_path):
     """(base url, token, scratch folder) of a running JupyterLab; stopped afterwards."""
-    need_chromium()
+    pagecheck.need_chromium()
     work = tmp_path / "course"
     (work / "notebooks").mkdir(parents=True)
     shutil.copy(CHAPTER, work / "notebooks" / CHAPTER.name)
