@@ -1,6 +1,6 @@
 """Extractive QA with a span head in MLX: the names of spike_lib.numpy_impl.span, autodiff.
 
-Taught in: notebooks/09_finetuning_lora.ipynb
+Taught in: notebooks/09b_span_qa.ipynb
 """
 
 import mlx.core as mx

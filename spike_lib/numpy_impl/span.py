@@ -4,7 +4,7 @@ The question comes first, then the context ("Question: ...\\nContext: ..."), so 
 token has read the question before its hidden state is formed; a linear head reads the final
 hidden states and scores each context token as the answer's first and last token (Devlin et
 al. 2019, BERT on SQuAD). Token-to-character offsets come from the tokenizer's own bytes.
-Taught in: notebooks/09_finetuning_lora.ipynb
+Taught in: notebooks/09b_span_qa.ipynb
 """
 
 import numpy as np

@@ -3,7 +3,7 @@
 `python -m spike_lib qa-baselines --qa-file data/qa/test.jsonl --json` prints exact match and
 F1 (in %) of both baselines overall and per question type (capital, currency, ...). Every
 choice (the copy heuristic's trigger words and end rule) is made on data/qa/val.jsonl.
-Taught in: notebooks/09_finetuning_lora.ipynb
+Taught in: notebooks/09b_span_qa.ipynb
 """
 
 import re

@@ -4,7 +4,7 @@ A QA model folder (data/checkpoints/book-qa) holds qa.json (which head, which ba
 its fingerprint, the strategy, the command that made it), the head's weights (head.npz) and
 either a LoRA adapter (adapter.npz + adapter.json) or the fine-tuned weights (weights.npz +
 config.json + tokenizer.json, a checkpoint); `qa-eval --checkpoint FOLDER` reads it alone.
-Taught in: notebooks/09_finetuning_lora.ipynb
+Taught in: notebooks/09b_span_qa.ipynb
 """
 
 import json
