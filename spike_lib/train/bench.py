@@ -195,7 +195,91 @@ def generate_bench(args) -> dict:
     return out
 
 
-BENCHES = {"generate": generate_bench, "matmul": lambda args: {"matmul_gflops": numpy_matmul_gflops(args.n),
+SHAPES = {"small": 8, "book": 16}  # the PyTorch reference's batches; T comes from the config
+
+
+def one_backend(backend, config, batch, repeats) -> dict:
+    """Training tokens/s and this process's peak memory for one backend (run in a subprocess)."""
+    import resource
+
+    from spike_lib.core.config import Config
+
+    cfg = getattr(Config, config)()
+    if backend == "mlx":
+        from spike_lib.mlx_impl.train import benchmark_train_step
+    else:
+        from spike_lib.numpy_impl.train import benchmark_train_step
+    out = {"train_tokens_per_s": benchmark_train_step(cfg, batch, repeats)["tokens_per_s"]}
+    out["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def _last_json(cmd) -> dict:
+    import json
+    import subprocess
+
+    res = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    if res.returncode:
+        raise RuntimeError(f"{' '.join(cmd[:3])} ... failed: {res.stderr.strip()[-500:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def speed_bench(args) -> dict:
+    """NumPy, MLX (and, with --torch, the PyTorch reference) training tokens/s, back to back.
+
+    For each of the `small` (batch 8) and `book` (batch 16) shapes, each backend runs in its own
+    process (so each reports its own peak memory), one after the other; model-FLOP fractions
+    are against one matmul peak, the better of NumPy's and MLX's float32 GEMM in this run.
+    """
+    import sys
+
+    from spike_lib.core.config import Config
+    from spike_lib.core.energy import train_step_flops
+
+    out = {**machine_info(), "rows": []}
+    peak = max(numpy_matmul_gflops(args.n), mlx_matmul_gflops(args.n) or 0.0)
+    out["matmul_gflops"] = peak
+    for config, batch in SHAPES.items():
+        cfg = getattr(Config, config)()
+        row = {"config": config, "num_steps": cfg.num_steps, "batch": batch}
+        gflop_per_token = train_step_flops(cfg, batch) / (batch * cfg.block_size) / 1e9
+        code = ("import json; from spike_lib.train.bench import one_backend; "
+                "print(json.dumps(one_backend({!r}, {!r}, {}, {})))")
+        runs = [(b, [sys.executable, "-c", code.format(b, config, batch, args.repeats)])
+                for b in ("numpy", "mlx")]
+        if args.torch:
+            runs.append(("torch", [args.torch, args.torch_script, "--T", str(cfg.num_steps),
+                                   "--batch", str(batch), "--steps", str(2 * args.repeats)]))
+        for name, cmd in runs:
+            res = _last_json(cmd)
+            row[f"{name}_train_tokens_per_s"] = res["train_tokens_per_s"]
+            row[f"{name}_model_flops_fraction"] = res["train_tokens_per_s"] * gflop_per_token / peak
+            if "peak_memory_mb" in res:
+                row[f"{name}_peak_memory_mb"] = res["peak_memory_mb"]
+            if "torch" in res:
+                row["torch_version"] = res["torch"]
+        if args.torch:
+            for name in ("numpy", "mlx"):
+                row[f"{name}_vs_torch"] = (row[f"{name}_train_tokens_per_s"]
+                                           / row["torch_train_tokens_per_s"])
+        out["rows"].append(row)
+    out["load_average_after"] = machine_info()["load_average"]
+    return out
+
+
+def profile_bench(args) -> dict:
+    """Seconds per kind of work in one training step of each backend (spike_lib.train.profile)."""
+    from spike_lib.core.config import Config
+    from spike_lib.train.profile import profile
+
+    config = "book" if args.config == "small" else args.config  # the profile's default: book
+    backends = ("numpy", "mlx") if args.backend == "all" else (args.backend,)
+    return {**machine_info(), "config": config, "batch": SHAPES.get(config, args.batch),
+            **profile(getattr(Config, config)(), SHAPES.get(config, args.batch), args.repeats,
+                      backends)}
+
+
+BENCHES = {"generate": generate_bench, "speed": speed_bench, "profile": profile_bench, "matmul": lambda args: {"matmul_gflops": numpy_matmul_gflops(args.n),
                                    "mlx_matmul_gflops": mlx_matmul_gflops(args.n)},
            "tokenizers": tokenizers_bench, "train": train_bench}
 
@@ -215,6 +299,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--attention", default=None,
                         help="generate: a seeded Config.book model with this attention instead "
                              "of the shipped book model")
+    parser.add_argument("--torch", default=None,
+                        help="speed: a Python with torch installed, to run --torch-script too")
+    parser.add_argument("--torch-script", default="../shared/bench/torch_reference.py",
+                        help="speed: the PyTorch reference script (a yardstick, not a dependency)")
     parser.add_argument("--no-before", action="store_true",
                         help="train: skip the MLX run without the OpenBLAS preload")
 
