@@ -12,7 +12,7 @@ training ids. Smoothings (each gives every token of the vocabulary a probability
         P_k(w | h) = (max(c(h w) - D_k, 0) + D_k N1+(h .) P_{k-1}(w | h')) / c(h),
         where the lower orders count continuations, c(h' w) = N1+(. h' w).
 h' is h without its first token; the chain ends in the uniform 1/V; a context never seen
-(c(h) = 0) falls back to P_{k-1}. Taught in: notebooks/06b_spikellm_results.ipynb
+(c(h) = 0) falls back to P_{k-1}. Taught in: notebooks/05b_spikellm_context.ipynb and notebooks/06_spikellm_training.ipynb
 """
 
 import math

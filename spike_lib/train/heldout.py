@@ -4,7 +4,7 @@ The split files are sorted by source, so the first N tokens of a split are all o
 (Austen in val and test). `mixed_slice` takes instead the first tokens of every source's text,
 an equal share each, in source order: fixed and deterministic (no random draw), so every run,
 sweep and `eval` scores the same tokens. `source_slices` gives each source's own first tokens,
-chapter 8's per-source protocol. Taught in: notebooks/06b_spikellm_results.ipynb
+chapter 8's per-source protocol. Taught in: notebooks/05b_spikellm_context.ipynb
 """
 
 import numpy as np
