@@ -6,7 +6,14 @@ import pytest
 from spike_lib.core.config import Config
 from spike_lib.core.energy import E_AC_PJ, E_MAC_PJ
 from spike_lib.core.gradcheck import numerical_grad
-from spike_lib.numpy_impl.classifier import SpikeClassifier, batches, evaluate, train_classifier
+from spike_lib.core.surrogate import ArcTan
+from spike_lib.numpy_impl.classifier import (
+    CharNgramNB,
+    SpikeClassifier,
+    batches,
+    evaluate,
+    train_classifier,
+)
 from spike_lib.numpy_impl.layers import cross_entropy
 
 SMALL = {"vocab_size": 7, "block_size": 5, "n_embd": 8, "n_head": 2, "d_ff": 8, "num_steps": 2}
@@ -22,8 +29,9 @@ def toy_batch(rng, n=3):
 
 @pytest.mark.parametrize("kw", [{}, {"n_layer": 2},
                                 {"attention": "softmax", "spiking": False},
-                                {"attention": "softmax", "spiking": True}],
-                         ids=["sdsa", "sdsa-2-layers", "softmax-ann", "softmax-spiking"])
+                                {"attention": "softmax", "spiking": True},
+                                {"attention": "sdsa", "spiking": False}],
+                         ids=["sdsa", "sdsa-2-layers", "softmax-ann", "softmax-spiking", "sdsa-ann"])
 def test_whole_model_gradcheck_smooth(kw, rng):
     cfg = Config.tiny(**SMALL, detach_reset=False, **kw)
     model = SpikeClassifier(cfg, 4, rng).astype(np.float64).set_smooth()
@@ -103,8 +111,6 @@ def test_energy_report_counts(rng):
 
 
 def test_bad_configs_and_inputs(rng):
-    with pytest.raises(ValueError, match="needs spiking=True"):
-        SpikeClassifier(Config.tiny(**SMALL, spiking=False), 4, rng)
     with pytest.raises(ValueError, match="no clamp"):
         SpikeClassifier(Config.tiny(**SMALL, mem_clamp=4.0), 4, rng)
     with pytest.raises(TypeError, match="Config"):
@@ -141,3 +147,33 @@ def test_training_learns_a_bag_of_characters_rule():
                              (idx, mask, labels), steps=5, batch_size=16, lr=1e-2,
                              rng=np.random.default_rng(0))
     assert again["loss"] == hist["loss"][:5]  # seeded: the same run twice gives the same numbers
+
+
+def test_non_spiking_sdsa_uses_soft_steps_in_one_step(rng):
+    cfg = Config.tiny(**SMALL, spiking=False)  # attention="sdsa"
+    model = SpikeClassifier(cfg, 4, rng)
+    assert model.num_steps == 1
+    assert model.num_params() == SpikeClassifier(Config.tiny(**SMALL), 4, rng).num_params()
+    model(*toy_batch(rng)[:2])
+    attn = model.modules["block0"].modules["attn"]
+    q = attn.modules["q_lif"]
+    u = q.cache[0]  # the membrane: projections of GELU(x), one step
+    np.testing.assert_allclose(q.last_spk, ArcTan(cfg.surrogate_scale).smooth(u - cfg.threshold))
+    assert 0 < q.last_spk.min() and q.last_spk.max() < 1 and not np.isin(q.last_spk, [0, 1]).all()
+    assert model.firing_rates() == {}
+
+
+def test_char_ngram_naive_bayes_by_hand():
+    nb = CharNgramNB(orders=(1, 2), alpha=1.0)
+    assert nb.features("ab") == ["a", "b", "^a", "ab", "b$"]
+    nb.fit(["ab", "ba", "cc"], [0, 0, 1], n_classes=2)
+    assert len(nb.vocab) == 12  # a b c ^a ab b$ ^b ba a$ ^c cc c$
+    # class 0 holds 10 features, class 1 holds 5 ("c", "c", "^c", "cc", "c$")
+    w = "ac"  # features a, c, ^a, ac (unseen), c$
+    s0 = np.log(3) + sum(np.log((n + 1) / (10 + 12)) for n in (2, 0, 1, 0))
+    s1 = np.log(2) + sum(np.log((n + 1) / (5 + 12)) for n in (0, 2, 0, 1))
+    assert nb.predict([w]).tolist() == [int(s1 > s0)]
+    assert np.isclose(nb.log_p[0, nb.vocab["a"]], np.log(3 / 22))
+    assert np.isclose(nb.log_p[1, nb.vocab["c"]], np.log(3 / 17))
+    with pytest.raises(ValueError, match="orders"):
+        CharNgramNB(orders=(0,))

@@ -53,14 +53,18 @@ def test_named_colors_drop_leaky_names_and_twins():
 
 
 def test_split_sizes_disjoint_and_deterministic(data):
-    assert (len(data.train_words), len(data.test_words)) == (374, 93)
-    assert not set(data.train_words) & set(data.test_words)
+    assert (len(data.train_words), len(data.val_words), len(data.test_words)) == (299, 75, 93)
+    words = [set(data.words(s)) for s in ("train", "val", "test")]
+    assert not (words[0] & words[1] or words[0] & words[2] or words[1] & words[2])
     again = load_colors(seed=0)
-    assert again.test_words == data.test_words
+    assert again.test_words == data.test_words and again.val_words == data.val_words
     assert load_colors(seed=1).test_words != data.test_words
-    train, test = data.class_counts("train"), data.class_counts("test")
-    for c in CLASSES:  # stratified: each class holds out about 20 %
-        assert abs(test[c] - 0.2 * (train[c] + test[c])) <= 0.5
+    no_val = load_colors(seed=0, val_frac=0.0)  # the test split does not depend on val_frac
+    assert no_val.test_words == data.test_words and len(no_val.train_words) == 374
+    train, val, test = (data.class_counts(s) for s in ("train", "val", "test"))
+    for c in CLASSES:  # stratified: 20 % of each class held out, then 20 % of the rest
+        assert abs(test[c] - 0.2 * (train[c] + val[c] + test[c])) <= 0.5
+        assert abs(val[c] - 0.2 * (train[c] + val[c])) <= 0.5
 
 
 def test_majority_floor(data):
@@ -91,5 +95,7 @@ def test_bad_inputs(data):
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
         assign_classes(np.full((1, 3), 2.0))
     with pytest.raises(ValueError, match="which"):
-        data.split("val")
+        data.split("dev")
+    with pytest.raises(ValueError, match="val_frac"):
+        load_colors(val_frac=1.0)
     assert isinstance(data, ColorData)

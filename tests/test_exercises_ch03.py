@@ -66,3 +66,10 @@ def test_wrong_answers_fail_with_a_hint():
         ch03.check_metadata_chunk(lambda p, s, o, b: metadata_chunk(p, s, o, b)[:1] * 2)
     with pytest.raises(AssertionError, match="Retry-After"):
         ch03.check_backoff(lambda r, b: [b * 2**a for a in range(len(r))])  # ignores Retry-After
+
+
+def test_bits_per_char(capsys):
+    ch03.check_bits_per_char(lambda bpb, text: bpb * len(text.encode()) / len(text))
+    assert "correct" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="divide it by the characters"):
+        ch03.check_bits_per_char(lambda bpb, text: bpb * len(text) / len(text.encode()))

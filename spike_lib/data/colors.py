@@ -102,9 +102,14 @@ def named_colors():
     return names, np.array(rgb), dropped
 
 
+SPLITS = ("train", "val", "test")
+
+
 @dataclass
 class ColorData:
-    """Words, RGB values and labels of a train and a held-out split, with a character vocabulary."""
+    """Words, RGB values and labels of train, validation and held-out (test) splits, with a
+    character vocabulary. Validation words are split off the training words: choose designs
+    on "val", report "test" once."""
 
     train_words: list
     train_rgb: np.ndarray
@@ -115,6 +120,17 @@ class ColorData:
     vocab: str  # vocab[i] is the character of token i; vocab[0] is padding
     block_size: int  # longest word, in characters
     n_dropped: int
+    val_words: list = None
+    val_rgb: np.ndarray = None
+    val_labels: np.ndarray = None
+
+    def words(self, which="train") -> list:
+        check_choice("which", which, SPLITS)
+        return getattr(self, f"{which}_words")
+
+    def labels(self, which="train") -> np.ndarray:
+        check_choice("which", which, SPLITS)
+        return getattr(self, f"{which}_labels")
 
     @property
     def vocab_size(self) -> int:
@@ -137,49 +153,44 @@ class ColorData:
         return "".join(self.vocab[i] for i in idx if i != PAD)
 
     def split(self, which="train"):
-        """(idx, mask, labels) of the "train" or "test" split, ready for the classifier."""
-        check_choice("which", which, ("train", "test"))
-        words = self.train_words if which == "train" else self.test_words
-        labels = self.train_labels if which == "train" else self.test_labels
-        return (*self.encode(words), labels)
+        """(idx, mask, labels) of the "train", "val" or "test" split, ready for the classifier."""
+        return (*self.encode(self.words(which)), self.labels(which))
 
     def class_counts(self, which="train") -> dict:
-        labels = self.train_labels if which == "train" else self.test_labels
+        labels = self.labels(which)
         return {c: int((labels == i).sum()) for i, c in enumerate(CLASSES)}
 
-    def majority_floor(self):
-        """(class, accuracy) of always answering the most common training class, on held-out words."""
+    def majority_floor(self, which="test"):
+        """(class, accuracy) of always answering the most common training class, on `which`."""
         top = int(np.bincount(self.train_labels, minlength=len(CLASSES)).argmax())
-        return CLASSES[top], float((self.test_labels == top).mean())
+        return CLASSES[top], float((self.labels(which) == top).mean())
 
 
-def load_colors(seed=0, test_frac=0.2, method="hue"):
-    """Build the dataset: label every colour, then hold out test_frac of each class (seeded).
+def load_colors(seed=0, test_frac=0.2, val_frac=0.2, method="hue"):
+    """Build the dataset: label every colour, hold out test_frac of each class (seeded), then
+    split val_frac of each class's remaining words off for validation.
 
-    The split is stratified, so train and held-out words have the same class mix.
+    Both splits are stratified, so every split has the same class mix. The test split does not
+    depend on val_frac (the validation words are drawn after it, from the same generator).
     """
     check_range("seed", seed, 0, kind=int)
-    check_range("test_frac", test_frac, 0.0, 1.0, low_open=True)
-    if test_frac >= 1.0:
-        raise ValueError(f"test_frac={test_frac} is invalid: keep some words for training (< 1)")
+    for field, frac in (("test_frac", test_frac), ("val_frac", val_frac)):
+        check_range(field, frac, 0.0, 1.0)
+        if frac >= 1.0:
+            raise ValueError(f"{field}={frac} is invalid: keep some words for training (< 1)")
+    if test_frac == 0.0:
+        raise ValueError("test_frac=0.0 is invalid: hold out some words (allowed range (0, 1))")
     names, rgb, dropped = named_colors()
     labels = assign_classes(rgb, method)
     rng = np.random.default_rng(seed)
-    test = np.zeros(len(names), bool)
+    split = np.zeros(len(names), int)  # 0 train, 1 val, 2 test
     for c in range(len(CLASSES)):
         members = np.flatnonzero(labels == c)
-        n_test = round(test_frac * members.size)
-        test[rng.permutation(members)[:n_test]] = True
-    order = {s: np.flatnonzero(test == s) for s in (False, True)}
+        split[rng.permutation(members)[: round(test_frac * members.size)]] = 2
+    for c in range(len(CLASSES)):
+        members = np.flatnonzero((labels == c) & (split == 0))
+        split[rng.permutation(members)[: round(val_frac * members.size)]] = 1
+    order = [np.flatnonzero(split == s) for s in range(3)]
     vocab = "\0" + "".join(sorted(set("".join(names))))
-    return ColorData(
-        [names[i] for i in order[False]],
-        rgb[order[False]],
-        labels[order[False]],
-        [names[i] for i in order[True]],
-        rgb[order[True]],
-        labels[order[True]],
-        vocab,
-        max(len(n) for n in names),
-        dropped,
-    )
+    parts = [([names[i] for i in o], rgb[o], labels[o]) for o in order]
+    return ColorData(*parts[0], *parts[2], vocab, max(len(n) for n in names), dropped, *parts[1])

@@ -1,6 +1,6 @@
 """Checks for chapter 3's exercises: each raises AssertionError with a hint, or prints "correct".
 
-Taught in: notebooks/03_corpus.ipynb
+Taught in: notebooks/03_corpus.ipynb and notebooks/03b_batches_and_scraping.ipynb
 """
 
 import numpy as np
@@ -105,3 +105,18 @@ def check_backoff(fn):
             "Retry-After if the server sent one, else backoff * 2 ** (a - 1)"
         )
     _correct("backoff schedule")
+
+
+def check_bits_per_char(fn):
+    """Part 2, exercise 3: fn(bits_per_byte, text) -> bits per character of the same prediction
+    (the total bits are the same; only the count they are divided by changes)."""
+    cases = [(4.8, "plain ASCII text"), (2.0, "Caf\u00e9 na\u00efve \u00fcber"),
+             (3.0, "\u03b1\u03b2\u03b3 \u0394"), (1.5, "\u6f22\u5b57")]
+    for bpb, text in cases:
+        ref = bpb * len(text.encode("utf-8")) / len(text)
+        mine = float(fn(bpb, text))
+        assert abs(mine - ref) < 1e-9, (
+            f"{bpb} bits per byte on {text!r} ({len(text.encode())} bytes, {len(text)} characters) "
+            f"is {ref:.4f} bits per character, you gave {mine:.4f}: the total is bits per byte x "
+            "bytes; divide it by the characters instead")
+    _correct("bits per character")

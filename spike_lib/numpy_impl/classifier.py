@@ -29,13 +29,19 @@ class Block(Module):
         x = x + W_2 SN(W_1 SN(x))              the MLP
     SN is LIF (spiking) or GELU (non-spiking). The residual stream x carries real values
     (membrane potentials), never spikes, so adding two branches is never a spike count > 1.
+    Non-spiking SDSA: Q, K, V and SN(.) are the soft steps G(u - threshold) of the surrogate.
     """
 
     def __init__(self, cfg, rng, causal=False):
         super().__init__()
         self.add_module("act1", make_activation(cfg))
-        attn = SDSA if cfg.attention == "sdsa" else SoftmaxAttention
-        self.add_module("attn", attn.from_config(cfg, rng, causal=causal))
+        if cfg.attention == "sdsa":
+            # the non-spiking SDSA keeps the formula with each spike H(u - threshold) replaced
+            # by the surrogate's soft step G(u - threshold) in (0, 1): smooth mode, one step
+            attn = SDSA.from_config(cfg, rng, causal=causal).set_smooth(not cfg.spiking)
+        else:
+            attn = SoftmaxAttention.from_config(cfg, rng, causal=causal)
+        self.add_module("attn", attn)
         self.add_module("act2", make_activation(cfg))
         self.add_module("fc1", Linear(cfg.n_embd, cfg.d_ff, rng))
         self.add_module("act_mlp", make_activation(cfg, "hidden"))
@@ -58,7 +64,8 @@ class SpikeClassifier(Module):
 
         x0 = E_tok[c_l] + E_pos[l];  x[t] = x0 for t = 1..T       (B, L, D) -> (T, B, L, D)
         z = W_h (1 / (T n)) sum_t sum_{l real} x_L[t, l]          n = real characters
-    With cfg.spiking False the model runs one step (T = 1): without spikes every step is equal.
+    With cfg.spiking False the model runs one step (T = 1): without spikes every step is equal;
+    SDSA then uses soft steps in (0, 1) where the spiking model has spikes (see Block).
     Architecture after the Spike-driven Transformer (Yao et al. 2023; V2, Yao et al. 2024).
     """
 
@@ -67,9 +74,6 @@ class SpikeClassifier(Module):
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a spike_lib.core.config.Config, got {type(cfg).__name__}")
         check_range("n_classes", n_classes, 2, kind=int)
-        if cfg.attention == "sdsa" and not cfg.spiking:
-            raise ValueError("attention='sdsa' needs spiking=True (SDSA is built from spikes); "
-                             "use attention='softmax' for the non-spiking baseline")
         if cfg.mem_clamp is not None:
             raise ValueError(f"mem_clamp={cfg.mem_clamp}: the classifier's LIFs have no clamp; "
                              "leave mem_clamp=None")
@@ -132,6 +136,8 @@ class SpikeClassifier(Module):
         of Q * SN(.), the spikes that enter the output projection.
         """
         rates = {}
+        if not self.cfg.spiking:
+            return rates  # non-spiking SDSA's neurons emit soft steps, not spikes
         for name, mod in self.named_modules():
             if isinstance(mod, LIF):
                 rates[name] = self._masked_rate(mod.last_spk)
@@ -225,3 +231,43 @@ def train_classifier(model, train, val=None, steps=300, batch_size=32, lr=3e-3,
             hist["val_step"].append(step)
             hist["val_acc"].append(evaluate(model, *val)[0])
     return hist
+
+
+class CharNgramNB:
+    """Multinomial naive Bayes over a word's character n-grams: the simple baseline of chapter 2.
+
+        features(w) = every n-gram of "^" + w + "$" for n in orders (single letters without
+                      the boundary marks); with orders=(1,) a bag of letters
+        predict(w) = argmax_c log(N_c + 1) + sum_f log((n_cf + alpha) / (n_c + alpha |F|))
+    N_c: training words of class c, n_cf: count of feature f in them, n_c: all their features,
+    F: every feature seen in training (an unseen feature adds the same to every class).
+    """
+
+    def __init__(self, orders=(1, 2, 3), alpha=1.0):
+        if not orders or any(not isinstance(n, int) or n < 1 for n in orders):
+            raise ValueError(f"orders={orders!r} is invalid: give n-gram lengths >= 1, e.g. (1, 2, 3)")
+        check_range("alpha", alpha, 0.0, low_open=True)
+        self.orders, self.alpha = tuple(orders), alpha
+
+    def features(self, word) -> list:
+        s = "^" + word + "$"
+        return [s[i: i + n] for n in self.orders for i in range(len(s) - n + 1)
+                if not (n == 1 and s[i] in "^$")]
+
+    def fit(self, words, labels, n_classes):
+        labels = np.asarray(labels)
+        self.vocab = {f: i for i, f in enumerate(sorted({f for w in words for f in self.features(w)}))}
+        counts = np.zeros((n_classes, len(self.vocab)))
+        for w, y in zip(words, labels):
+            for f in self.features(w):
+                counts[y, self.vocab[f]] += 1
+        self.log_prior = np.log(np.bincount(labels, minlength=n_classes) + 1.0)
+        self.log_p = np.log((counts + self.alpha) / (counts.sum(1, keepdims=True)
+                                                      + self.alpha * len(self.vocab)))
+        return self
+
+    def predict(self, words) -> np.ndarray:
+        scores = [self.log_prior + sum((self.log_p[:, self.vocab[f]] for f in self.features(w)
+                                        if f in self.vocab), np.zeros_like(self.log_prior))
+                  for w in words]
+        return np.argmax(scores, axis=1)
