@@ -98,3 +98,47 @@ def test_draw_one_box_per_stage_and_the_count_in_the_title():
     fig = draw_flowchart([BOOK[0], *[{"type": "block", "n_head": 4}] * 3, BOOK[3]])
     assert len(fig.axes[0].patches) == 3  # the three equal blocks drawn as one box x3
     plt.close(fig)
+
+
+def test_stage_editor_add_remove_and_move_give_validated_configs():
+    from spike_lib.ui.flowchart import StageEditor
+
+    ed = StageEditor(BOOK)
+    assert ed.config() == Config.book(vocab_size=2439)
+    ed.add_block()  # a copy of the block, without its repeat: one more layer
+    assert [s["type"] for s in ed.design] == ["embedding", "encoding", "block", "block", "readout"]
+    assert ed.config().n_layer == 5 and ed.status() == f"valid: n_layer=5, {count_params(ed.config()):,} parameters"
+    ed.move(4, -1)  # the readout before the last block: refused with the order
+    assert ed.status().startswith("design[4] is a 'block' stage after the readout: the readout must be the last")
+    ed.move(3, 1)
+    assert ed.config().n_layer == 5
+    ed.set(3, d_ff=512)  # blocks that differ cannot be built
+    assert "d_ff=512 differs from design[2]'s d_ff=1024" in ed.status()
+    ed.remove(3)
+    assert ed.config() == Config.book(vocab_size=2439)
+    ed.set(1, num_steps=None)  # None removes a setting: back to Config()'s default
+    assert ed.config().num_steps == Config().num_steps
+    with pytest.raises(ValueError, match="stage 9 does not exist"):
+        ed.remove(9)
+
+
+def test_stage_editor_html_is_readable_and_shows_errors():
+    from spike_lib.ui.flowchart import StageEditor
+
+    page = StageEditor(BOOK).html()
+    assert "4,441,088 parameters" in page and "V=2439, L=128, D=256" in page
+    assert "font-size" not in page.replace("font-size:1.3em", "")  # page-sized text, no tiny fonts
+    bad = StageEditor(BOOK).set(2, n_head=5).html()
+    assert "&#9888;" in bad and "divisible by n_head=5" in bad
+
+
+def test_stage_editor_widget_redraws_after_a_click():
+    pytest.importorskip("ipywidgets")
+    from spike_lib.ui.flowchart import StageEditor
+
+    ed = StageEditor(cfg=Config.tiny())
+    box = ed.widget()
+    n_rows = len(box.children)
+    box.children[-2].click()  # "add block"
+    assert len(box.children) == n_rows + 1 and ed.config().n_layer == 2
+    assert "n_layer=2" in box.children[-1].value

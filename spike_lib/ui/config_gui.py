@@ -124,6 +124,25 @@ def parse_field(f, value):
                          "for None") from None
 
 
+def field_widget(f, value, style=None, width="260px"):
+    """The widget that edits Config field f (a dataclasses.Field), showing value: a menu for
+    choices, a text box for optional numbers (empty: None), else a number box or a tick box.
+    ConfigForm and spike_lib.ui.flowchart.StageEditor both build their fields with it."""
+    import ipywidgets as w
+
+    kind = field_kind(f)
+    if kind == "choice":
+        wid = w.Dropdown(options=choices(f.name), value=value)
+    elif kind == "optional":
+        wid = w.Text(value="" if value is None else str(value), placeholder="none")
+    else:
+        wid = {"int": w.IntText, "float": w.FloatText, "bool": w.Checkbox,
+               "text": w.Text}[kind](value=value)
+    wid.description, wid.style = f.name, style or {"description_width": "120px"}
+    wid.layout = w.Layout(width=width)
+    return wid
+
+
 def error_fields(message) -> list:
     """The fields a validation message names ("n_embd=48 ... n_head=5" -> [n_embd, n_head])."""
     return re.findall(r"(\w+)=", message)
@@ -148,17 +167,7 @@ class ConfigForm:
         self.widgets = {}
         style = {"description_width": "120px"}
         for name, f in self.fields.items():
-            value, kind = getattr(base, name), field_kind(f)
-            if kind == "choice":
-                wid = w.Dropdown(options=choices(name), value=value)
-            elif kind == "optional":
-                wid = w.Text(value="" if value is None else str(value), placeholder="none")
-            else:
-                wid = {"int": w.IntText, "float": w.FloatText, "bool": w.Checkbox,
-                       "text": w.Text}[kind](value=value)
-            wid.description, wid.style = name, style
-            wid.layout = w.Layout(width="260px")
-            self.widgets[name] = wid
+            self.widgets[name] = field_widget(f, getattr(base, name), style=style)
         self.widgets["vocab_size"].disabled = True  # the tokenizer sets it
         tok = tokenizer or ("char" if preset == "tiny" else "bpe")
         run = {"out": out, "tokenizer": tok, "backend": "numpy", "steps": 200,

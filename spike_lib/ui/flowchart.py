@@ -79,6 +79,9 @@ def design_to_config(design, **extra) -> Config:
         settings = check_stage(i, spec)
         kind = spec["type"]
         expected = _expected(kinds, i)
+        if not expected:
+            raise ValueError(f"design[{i}] is a {kind!r} stage after the readout: the readout "
+                             f"must be the last stage; the order is {ORDER}")
         if kind not in expected:
             raise ValueError(f"design[{i}] is a {kind!r} stage where {' or '.join(expected)} "
                              f"must come: the order is {ORDER}")
@@ -205,3 +208,193 @@ def draw_flowchart(design, ax=None):
     ax.set_title(f"SpikeLLM design: n_layer={cfg.n_layer}, {size} (output shape under each "
                  "stage)", fontsize=9)
     return ax.figure
+
+
+# -- the stage editor: a design edited stage by stage, drawn as readable HTML ------------------
+
+def _stage_line(spec, cfg=None) -> str:
+    """The settings of one stage as text (the Config's values when the design is valid)."""
+    kind = spec.get("type", "?")
+    if cfg is None:
+        return ", ".join(f"{k}={v}" for k, v in spec.items() if k != "type") or "defaults"
+    if kind == "embedding":
+        return f"V={cfg.vocab_size}, L={cfg.block_size}, D={cfg.n_embd}"
+    if kind == "encoding":
+        return f"direct, T={cfg.num_steps} steps"
+    if kind == "readout":
+        return "mean over T, LayerNorm, " + ("tied to E" if cfg.tie_weights else
+                                             f"W_out {cfg.n_embd} x {cfg.vocab_size}")
+    neuron = cfg.neuron if cfg.spiking else "GELU"
+    return (f"x{spec.get('repeat', 1)}: {cfg.attention}, {cfg.n_head} heads, {neuron}, "
+            f"MLP {cfg.d_ff}")
+
+
+def design_html(design) -> str:
+    """The design as HTML boxes left to right, at the page's text size, with its validation:
+    the Config's parameter count, or the error naming the stage and the fix."""
+    import html as _html
+
+    try:
+        cfg, error = design_to_config(design), None
+    except ValueError as err:
+        cfg, error = None, str(err)
+    shapes = {"embedding": "(B, L, D)", "encoding": "(T, B, L, D)", "block": "(T, B, L, D)",
+              "readout": "(B, L, V)"}
+    boxes = []
+    for i, spec in enumerate(design):
+        kind = spec.get("type", "?") if isinstance(spec, dict) else "?"
+        line = _stage_line(spec, cfg) if isinstance(spec, dict) else repr(spec)
+        boxes.append(
+            f"<div style='border:1px solid #555;border-radius:6px;padding:4px 8px;"
+            f"background:{COLOURS.get(kind, '#eee')};min-width:7em'><b>{i}. {_html.escape(kind)}</b>"
+            f"<br>{_html.escape(line)}<br><span style='color:#444'>{shapes.get(kind, '')}</span></div>")
+    row = "<span style='font-size:1.3em'>&rarr;</span>".join(boxes)
+    if error is None:
+        size = (f"{count_params(cfg):,} parameters" if cfg.attention in ("sdsa", "softmax")
+                else "plug-in attention")
+        status = f"<span style='color:#070'>&#10003; valid: n_layer={cfg.n_layer}, {size}</span>"
+    else:
+        status = f"<span style='color:#c00'>&#9888; {_html.escape(error)}</span>"
+    return (f"<div style='display:flex;flex-wrap:wrap;align-items:center;gap:4px'>{row}</div>"
+            f"<div>{status}</div>")
+
+
+class StageEditor:
+    """Edit a design stage by stage: add, remove and move stages, change their settings.
+
+    The operations work without widgets (and the tests call them); widget() shows one row per
+    stage, with ConfigForm's field widgets (spike_lib.ui.config_gui.field_widget) and buttons
+    to move it up or down or remove it, an "add block" button, and the diagram (design_html),
+    redrawn after every change. config() is the validated Config (design_to_config).
+    """
+
+    def __init__(self, design=None, cfg=None):
+        if design is None:
+            design = config_to_design(cfg if cfg is not None else Config.tiny())
+        self.design = [dict(s) for s in design]
+        self._box = None
+
+    # -- operations --------------------------------------------------------------------------
+    def _index(self, i):
+        if not isinstance(i, int) or not -len(self.design) <= i < len(self.design):
+            raise ValueError(f"stage {i!r} does not exist: the design has stages "
+                             f"0..{len(self.design) - 1}")
+        return i % len(self.design)
+
+    def add_block(self, after=None):
+        """Insert a block after stage `after` (default: the last block), a copy of the block
+        before it without its repeat count (or a default block if there is none)."""
+        blocks = [i for i, s in enumerate(self.design) if s.get("type") == "block"]
+        after = (blocks[-1] if blocks else len(self.design) - 2) if after is None else self._index(after)
+        source = next((self.design[i] for i in reversed(blocks) if i <= after), None)
+        new = {k: v for k, v in (source or {"type": "block"}).items() if k != "repeat"}
+        self.design.insert(after + 1, new)
+        return self._changed()
+
+    def remove(self, i):
+        del self.design[self._index(i)]
+        return self._changed()
+
+    def move(self, i, delta):
+        """Move stage i by delta places (-1: up, towards the embedding)."""
+        i = self._index(i)
+        j = min(max(i + delta, 0), len(self.design) - 1)
+        self.design.insert(j, self.design.pop(i))
+        return self._changed()
+
+    def set(self, i, **settings):
+        """Change settings of stage i (None removes a setting, which then takes the default)."""
+        spec = self.design[self._index(i)]
+        for key, value in settings.items():
+            if value is None:
+                spec.pop(key, None)
+            else:
+                spec[key] = value
+        return self._changed()
+
+    def config(self, **extra) -> Config:
+        return design_to_config(self.design, **extra)
+
+    def status(self) -> str:
+        """'valid: ...' or the error message, as plain text."""
+        try:
+            cfg = self.config()
+        except ValueError as err:
+            return str(err)
+        size = (f"{count_params(cfg):,} parameters" if cfg.attention in ("sdsa", "softmax")
+                else "plug-in attention")
+        return f"valid: n_layer={cfg.n_layer}, {size}"
+
+    def html(self) -> str:
+        return design_html(self.design)
+
+    # -- widgets -----------------------------------------------------------------------------
+    def _changed(self):
+        if self._box is not None:
+            self._box.children = self._rows()
+        return self
+
+    def _rows(self):
+        import dataclasses as dc
+
+        import ipywidgets as w
+
+        from spike_lib.ui.config_gui import field_widget
+
+        fields = {f.name: f for f in dc.fields(Config)}
+        default = Config()
+        rows = []
+        for i, spec in enumerate(self.design):
+            kind = spec.get("type", "?")
+            wids = []
+            for key in STAGES.get(kind, ()):
+                if key not in spec and key not in SHOWN.get(kind, ()) and kind == "block":
+                    continue  # a block shows its main settings and those that differ
+                wid = field_widget(fields[key], spec.get(key, getattr(default, key)),
+                                   style={"description_width": "90px"}, width="200px")
+                wid.observe(lambda ch, i=i, key=key: self._edited(i, key, ch["new"]), names="value")
+                wids.append(wid)
+            if kind == "block":
+                rep = w.IntText(value=spec.get("repeat", 1), description="repeat",
+                                layout=w.Layout(width="200px"), style={"description_width": "90px"})
+                rep.observe(lambda ch, i=i: self._edited(i, "repeat", ch["new"]), names="value")
+                wids.append(rep)
+            buttons = []
+            for label, action in (("\u2191", lambda _, i=i: self.move(i, -1)),
+                                  ("\u2193", lambda _, i=i: self.move(i, 1)),
+                                  ("\u2715", lambda _, i=i: self.remove(i))):
+                b = w.Button(description=label, layout=w.Layout(width="36px"))
+                b.on_click(action)
+                buttons.append(b)
+            rows.append(w.HBox([w.HTML(f"<b>{i}. {kind}</b>", layout=w.Layout(width="95px")),
+                                *buttons, w.GridBox(wids, layout=w.Layout(
+                                    grid_template_columns="repeat(3, 205px)"))]))
+        add = w.Button(description="add block", button_style="primary")
+        add.on_click(lambda _: self.add_block())
+        return (*rows, add, w.HTML(self.html()))
+
+    def _edited(self, i, key, value):
+        from spike_lib.ui.config_gui import field_kind, parse_field
+
+        if key != "repeat":
+            import dataclasses as dc
+
+            f = next(f for f in dc.fields(Config) if f.name == key)
+            try:
+                value = parse_field(f, value) if field_kind(f) == "optional" else value
+            except ValueError:
+                value = str(value)  # shown as invalid by the diagram's validation
+        self.design[i][key] = value
+        if self._box is not None:  # redraw only the diagram: the typed widget keeps its focus
+            self._box.children = (*self._box.children[:-1], __import__("ipywidgets").HTML(self.html()))
+
+    def widget(self):
+        import ipywidgets as w
+
+        self._box = w.VBox(self._rows())
+        return self._box
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget())
