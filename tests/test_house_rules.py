@@ -101,6 +101,10 @@ def test_notebook_hygiene(path):
     nb = load_nb(path)
     for i, cell in enumerate(nb["cells"]):
         src = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":  # one numbering convention, no \tag inside split
+            assert tidy.DISPLAY_MATH.sub(tidy.tidy_equation, src) == src, (
+                f"{path.name} cell {i}: number equations with \\tag{{N.M}}, rows of cases with "
+                "\\cr (run scripts/tidy_notebooks.py)")
         if cell["cell_type"] != "code":
             continue
         assert "!pip" not in src and "%pip" not in src, f"{path.name} cell {i}: no installs"
