@@ -39,15 +39,21 @@ def test_steps_to_reach(capsys):
 
 
 def test_energy_ratio(capsys):
-    def ratio(layers, t):
-        snn = sum(m * t * (E_MAC_PJ if r is None else r * E_AC_PJ) for m, r in layers)
+    def ratio(layers, t):  # Eq. 8.5: the readout (rate None) once
+        snn = sum(m * (E_MAC_PJ if r is None else t * r * E_AC_PJ) for m, r in layers)
         return snn / sum(m * E_MAC_PJ for m, _ in layers)
 
     ch08.check_energy_ratio(ratio)
     assert "correct" in capsys.readouterr().out
+    # hand count: 1000 MACs at rate 0.2 over T=4, a 500-MAC readout once
+    assert ratio([(1000, 0.2), (500, None)], 4) == pytest.approx((800 * 0.9 + 500 * 4.6) / (1500 * 4.6))
     with pytest.raises(AssertionError, match="still does MACs"):
         ch08.check_energy_ratio(lambda layers, t: sum(m * t * (r or 0) * E_AC_PJ for m, r in layers)
                                 / sum(m * E_MAC_PJ for m, _ in layers))
+    with pytest.raises(AssertionError, match="runs once"):
+        ch08.check_energy_ratio(lambda layers, t: sum(
+            m * t * (E_MAC_PJ if r is None else r * E_AC_PJ) for m, r in layers)
+            / sum(m * E_MAC_PJ for m, _ in layers))
     with pytest.raises(AssertionError, match="expected"):  # forgets T
         ch08.check_energy_ratio(lambda layers, t: ratio(layers, 1))
 

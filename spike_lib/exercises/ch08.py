@@ -56,23 +56,33 @@ def check_steps_to_reach(fn):
 
 
 def check_energy_ratio(fn):
-    """Exercise 4: fn(layers, num_steps) = E_SNN / E_ANN for layers [(MACs, input rate or None)]."""
+    """Exercise 4: fn(layers, num_steps) = E_SNN / E_ANN (Eq. 8.5) for layers [(MACs, input rate
+    or None)]; rate None is the real-valued readout, which reads the mean over T and runs once."""
+    def want_ratio(layers, t):
+        snn = sum(m * (E_MAC_PJ if r is None else t * r * E_AC_PJ) for m, r in layers)
+        return snn / sum(m * E_MAC_PJ for m, _ in layers)
+
     cases = [([(1000, 0.1)], 2, 2 * 0.1 * E_AC_PJ / E_MAC_PJ),
-             ([(1000, 0.2), (500, None)], 4, None), ([(300, 0.0), (100, 0.5)], 1, None)]
+             ([(1000, 0.2), (500, None)], 4, (1000 * 4 * 0.2 * E_AC_PJ + 500 * E_MAC_PJ)
+              / (1500 * E_MAC_PJ)),
+             ([(300, 0.0), (100, 0.5)], 1, None)]
     for layers, t, want in cases:
-        rep = EnergyReport(num_steps=t)
-        for i, (macs, rate) in enumerate(layers):
-            rep.add(f"layer{i}", macs, rate)
-        want = rep.ratio if want is None else want
+        want = want_ratio(layers, t) if want is None else want
         got = float(fn(layers, t))
         if any(r is None for _, r in layers) and math.isclose(
                 got, sum(m * t * (r or 0) * E_AC_PJ for m, r in layers)
                 / sum(m * E_MAC_PJ for m, _ in layers), rel_tol=1e-9):
-            raise AssertionError("a layer fed real values (rate None) still does MACs, T times "
-                                 "in a spiking network: MACs x T x E_MAC")
+            raise AssertionError("the readout (rate None) is fed real values: it still does MACs "
+                                 "in a spiking network, MACs x E_MAC")
+        if any(r is None for _, r in layers) and math.isclose(
+                got, sum(m * t * (E_MAC_PJ if r is None else r * E_AC_PJ) for m, r in layers)
+                / sum(m * E_MAC_PJ for m, _ in layers), rel_tol=1e-9):
+            raise AssertionError("the readout reads the mean over the T timesteps, so it runs "
+                                 "once: MACs x E_MAC, not x T")
         assert math.isclose(got, want, rel_tol=1e-9), (
             f"layers {layers}, T={t}: got {got:.6f}, expected {want:.6f}. E_ANN = sum MACs x "
-            f"{E_MAC_PJ} pJ; E_SNN = sum MACs x T x rate x {E_AC_PJ} pJ for spiking inputs")
+            f"{E_MAC_PJ} pJ; E_SNN = sum MACs x T x rate x {E_AC_PJ} pJ for spiking inputs, "
+            f"+ MACs x {E_MAC_PJ} pJ once for the readout")
     _correct("energy ratio")
 
 
