@@ -31,13 +31,19 @@ def test_overrides(capsys):
         ch10.check_overrides(lambda cfg, preset: overrides(cfg, "tiny"))
 
 
+def _sigmoid(w):
+    return 1.0 / (1.0 + np.exp(-w))
+
+
 class PLIF(LIF):
+    """beta = 1 - sigmoid(w), written out: forward caching v[t-1], backward with dL/dw."""
+
     def __init__(self, **kw):
         super().__init__(**kw)
-        self.add_param("beta", np.array(kw.get("beta", 0.9), dtype=np.float32))
+        self.add_param("w", np.array(np.log(1 / (1 - kw.get("beta", 0.9)) - 1), dtype=np.float32))
 
     def forward(self, x):
-        b, th, sg = self.params["beta"], self.threshold, self.surrogate
+        b, th, sg = 1 - _sigmoid(self.params["w"]), self.threshold, self.surrogate
         v, vs, mem, spk = np.zeros_like(x[0]), [], [], []
         for t in range(x.shape[0]):
             vs.append(v)
@@ -52,32 +58,51 @@ class PLIF(LIF):
 
     def backward(self, dspk):
         vs, mem, _ = self.cache
-        b, th, sg = self.params["beta"], self.threshold, self.surrogate
+        sw = _sigmoid(self.params["w"])
+        b, th, sg = 1 - sw, self.threshold, self.surrogate
         dx, dv = np.empty_like(mem), np.zeros_like(mem[0])
         for t in reversed(range(len(mem))):
             ds = dspk[t] - (0.0 if self.detach_reset else th * dv)
             du = dv + ds * sg.grad(mem[t] - th)
-            self.grads["beta"] += np.sum(du * vs[t])
+            self.grads["w"] += -sw * (1 - sw) * np.sum(du * vs[t])
             dx[t] = du
             dv = b * du
         return dx
 
 
-class PLIFNoBetaGrad(PLIF):
+class PLIFNoWGrad(PLIF):
     def backward(self, dspk):
         dx = super().backward(dspk)
-        self.grads["beta"][...] = 0.0
+        self.grads["w"][...] = 0.0
         return dx
+
+
+class PLIFWrongSign(PLIF):
+    def backward(self, dspk):
+        self.grads["w"] *= -1
+        dx = super().backward(dspk)
+        self.grads["w"] *= -1  # the gradient of beta's sigmoid without the minus
+        return dx
+
+
+class PLIFRawBeta(LIF):
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.add_param("w", np.array(kw.get("beta", 0.9), dtype=np.float32))  # w is beta itself
 
 
 def test_plif(capsys):
     ch10.check_plif(PLIF)
     out = capsys.readouterr().out
     assert "learnable-leak neuron: correct" in out and "gradient check" in out
-    with pytest.raises(AssertionError, match="add one parameter named 'beta'"):
+    with pytest.raises(AssertionError, match="add one parameter named 'w'"):
         ch10.check_plif(LIF)
-    with pytest.raises(ValueError, match="gradient check: .*on 'beta'"):
-        ch10.check_plif(PLIFNoBetaGrad)
+    with pytest.raises(AssertionError, match="start at w"):
+        ch10.check_plif(PLIFRawBeta)
+    with pytest.raises(ValueError, match="gradient check: .*on 'w'"):
+        ch10.check_plif(PLIFNoWGrad)
+    with pytest.raises(ValueError, match="gradient check: .*on 'w'"):
+        ch10.check_plif(PLIFWrongSign)
 
 
 def test_entry_points(capsys):
@@ -124,24 +149,27 @@ def test_trace(capsys):
 
 
 class ShortPLIF(LIF):
-    """The notebook's solution: lif_forward / lif_backward plus the gradient of beta."""
+    """The notebook's solution: lif_forward / lif_backward plus the gradient of w."""
 
     def __init__(self, **lif):
         super().__init__(**lif)
-        self.add_param("beta", np.array(lif.get("beta", 0.9), dtype=np.float32))
+        self.add_param("w", np.array(np.log(1 / (1 - lif.get("beta", 0.9)) - 1), dtype=np.float32))
+
+    def leak(self):
+        return float(1 - _sigmoid(self.params["w"]))
 
     def forward(self, x):
-        spk, mem = lif_forward(x, float(self.params["beta"]), self.threshold, self.reset,
-                               self.surrogate, self.smooth)
+        spk, mem = lif_forward(x, self.leak(), self.threshold, self.reset, self.surrogate, self.smooth)
         self.cache, self.last_spk = (mem, spk), spk
         return spk
 
     def backward(self, dspk):
         mem, spk = self.cache
-        dx = lif_backward(dspk, mem, spk, float(self.params["beta"]), self.threshold,
-                          self.reset, self.surrogate, self.detach_reset)
+        dx = lif_backward(dspk, mem, spk, self.leak(), self.threshold, self.reset, self.surrogate,
+                          self.detach_reset)
         v = mem - self.threshold * spk if self.reset == "subtract" else mem * (1 - spk)
-        self.grads["beta"] += np.sum(dx[1:] * v[:-1])
+        sw = 1 - self.leak()
+        self.grads["w"] += -sw * (1 - sw) * np.sum(dx[1:] * v[:-1])
         return dx
 
 

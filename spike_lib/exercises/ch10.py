@@ -37,22 +37,37 @@ def check_overrides(fn):
 
 
 def check_plif(cls):
-    """Exercise 2: cls is a LIF with a learnable leak beta (a parameter) that passes validation."""
+    """Exercise 2: cls is a LIF whose leak is learned through a sigmoid (PLIF, Fang et al. 2021):
+    one 0-d parameter w, beta = 1 - sigmoid(w) (that is 1/tau = sigmoid(w)), started at the
+    beta it is given, and a backward that passes the registry's gradient check (w included)."""
+    from spike_lib.core.neurons import lif_forward
     from spike_lib.train.plugin_checks import validate_neuron
 
-    neuron = cls(**Config.tiny().lif_kwargs("in"))
+    kwargs = Config.tiny().lif_kwargs("in")
+    neuron = cls(**kwargs)
     names = [n for n, _, _ in neuron.named_parameters()]
-    assert names == ["beta"], (f"parameters {names}: add one parameter named 'beta' with "
-                               "self.add_param('beta', np.array(beta, dtype=np.float32))")
-    assert np.shape(neuron.params["beta"]) == (), "beta is one number: a 0-d array"
-    rep = validate_neuron(cls, name="plif")  # shapes, gradient (beta included), smoke run
+    assert names == ["w"], (f"parameters {names}: add one parameter named 'w' with "
+                            "self.add_param('w', np.array(log(1 / beta - 1)... ) so that 1 - sigmoid(w) = beta")
+    assert np.shape(neuron.params["w"]) == (), "w is one number: a 0-d array"
+    w0 = float(neuron.params["w"])
+    assert np.isclose(1 - 1 / (1 + np.exp(-w0)), kwargs["beta"], atol=1e-6), (
+        f"w = {w0:.4f} gives beta = 1 - sigmoid(w) = {1 - 1 / (1 + np.exp(-w0)):.4f}, but the neuron "
+        f"was given beta = {kwargs['beta']}: start at w = log(1 / beta - 1) ... of 1 - beta")
     x = np.random.default_rng(3).normal(0.6, 0.8, (5, 2, 4)).astype(np.float32)
+    for w in (-3.0, 0.4, 2.5):  # any real w is a valid leak: that is what the sigmoid is for
+        neuron.params["w"][...] = w
+        beta = 1 - 1 / (1 + np.exp(-w))
+        ref, _ = lif_forward(x, float(beta), neuron.threshold, neuron.reset)
+        assert np.array_equal(neuron(x), ref), (
+            f"with w = {w} the spikes differ from lif_forward with beta = 1 - sigmoid(w) = {beta:.4f}")
+    rep = validate_neuron(cls, name="plif")  # shapes, gradient (w included), smoke run
+    neuron.params["w"][...] = w0
     neuron.zero_grad()
     neuron(x)
     neuron.backward(np.ones_like(x))
-    assert neuron.grads["beta"].shape == () and neuron.grads["beta"] != 0, (
-        "accumulate d loss / d beta = sum over t of du[t] * v[t-1] into self.grads['beta']")
-    print(f"gradient check (beta included): {rep['grad_rel_error']:.1e}")
+    assert neuron.grads["w"].shape == () and neuron.grads["w"] != 0, (
+        "accumulate d loss / d w = -sigmoid(w) (1 - sigmoid(w)) sum_t du[t] v[t-1] into self.grads['w']")
+    print(f"gradient check (w included): {rep['grad_rel_error']:.1e}")
     _correct("learnable-leak neuron")
 
 
@@ -77,7 +92,8 @@ def check_entry_points(text):
 
 
 def check_advantages(fn):
-    """Exercise 4: fn(candidates, golds) -> F1 rewards minus their mean (REINFORCE baseline)."""
+    """Exercise 4: fn(candidates, golds) -> F1 rewards minus their mean (REINFORCE with a
+    group-mean baseline; the reward is checkable: token F1 against the gold answers)."""
     got = [float(a) for a in fn(["Paris", "the city of Paris", "Lyon"], ["Paris"])]
     if got == [1.0, 1.0 / 3.0, 0.0]:
         raise AssertionError("those are precision-like rewards: use token F1 (2PR / (P + R)), "
