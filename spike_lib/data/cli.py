@@ -156,7 +156,7 @@ def build(cache_dir=None, root=None, offline=False, qa=True, log=print) -> dict:
     """Fetch, read, clean and split every source; write data/corpus/, data/manifest.json."""
     from spike_lib.data import corpus as C
     from spike_lib.data.clean import Cleaner, FilterReport
-    from spike_lib.data.manifest import MANIFEST_NAME, make_manifest, write_json_atomic
+    from spike_lib.data.manifest import MANIFEST_NAME, make_manifest, read_manifest, write_json_atomic
     from spike_lib.data.sources import SOURCES, default_cache_dir, fetch
 
     t0 = time.perf_counter()
@@ -213,9 +213,11 @@ def build(cache_dir=None, root=None, offline=False, qa=True, log=print) -> dict:
         _move_into(stage, root)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+    written = [s for s in read_manifest(root).get("sources", []) if s.get("registry") is None
+               and s.get("name") not in {e["name"] for e in entries}] if (root / MANIFEST_NAME).exists() else []
     manifest = make_manifest(
         root,
-        entries,
+        entries + written,  # sources written for the course (registry null) are kept as they are
         {"command": "python -m spike_lib data build", "tools": tools, "qa": qa_counts},
     )
     write_json_atomic(root / MANIFEST_NAME, manifest)
