@@ -63,6 +63,77 @@ def energy_per_token(ckpt, n_windows=16) -> dict:
             "energy_ratio": rep.ratio}
 
 
+def loss_slope(log, last=100) -> tuple:
+    """Slope of the training loss per step over the last `last` steps (least squares) and its SE.
+
+    Every step draws a fresh batch, so the training loss estimates the held-out loss; one
+    batch's loss is noisy (how hard its text is), hence a line over the last 100 steps.
+    """
+    loss = np.array([json.loads(line)["loss"] for line in Path(log).read_text().splitlines()
+                     if line.startswith("{")])[-last:]
+    step = np.arange(len(loss), dtype=float)
+    slope, icpt = np.polyfit(step, loss, 1)
+    resid = loss - (icpt + slope * step)
+    se = math.sqrt(resid.var(ddof=2) / ((step - step.mean()) ** 2).sum())
+    return float(slope), se
+
+
+def bits_per_nat_token(ckpt, val_tokens=4096) -> float:
+    """Factor from nats per token to bits per character on the mixed slice: tokens / (chars ln 2)."""
+    from spike_lib.train.evaluation import load_for_use
+    from spike_lib.train.heldout import mixed_slice
+
+    _, tok, _ = load_for_use(ckpt)
+    ids = mixed_slice(tok, val_tokens)
+    return (len(ids) - 1) / (len(tok.decode(ids[1:].tolist())) * math.log(2))
+
+
+def equal_cpu(lm, runs, factor) -> float:
+    """Add r["bpc_equal_cpu"] (and its error) to every LM run: val BPC at the cheapest run's cost.
+
+    The budget B is the smallest training cost (CPU s/step x steps) of all runs, so every run
+    passed it; run i reached step s_i = B / (its CPU s/step). Its BPC there is its final val
+    BPC plus (steps - s_i) times the slope of its training loss over the last 100 steps
+    (loss_slope; nats per token x factor = bits per character); the error is the slope's
+    standard error times the same. The lr schedule of every run still ends at its last step,
+    so a slower attention is shown mid-schedule: a pessimistic estimate.
+    """
+    budget = math.floor(min(r["cpu_s_per_step"] * r["steps"] for r in lm))
+    for r, run in zip(lm, runs):
+        slope, se = loss_slope(run / "log.jsonl")
+        step = min(r["steps"], int(budget / r["cpu_s_per_step"]))
+        r["equal_cpu"] = {"cpu_s": budget, "step": step, "loss_slope_per_step": slope,
+                          "loss_slope_se": se}
+        r["bpc_equal_cpu"] = r["val_bpc_mixed"] - slope * (r["steps"] - step) * factor
+        r["bpc_equal_cpu_se"] = se * (r["steps"] - step) * factor
+    return budget
+
+
+LM_KEYS = ("val_bpc_mixed", "val_bpc_ctx8", "context_gain", "bpc_equal_cpu", "cpu_s_per_step",
+           "firing_rate_mean", "energy_pj_per_token", "train_loss")
+
+
+def summarise(lm_table) -> tuple:
+    """Per attention: mean and range (max - min) over seeds of every LM number; the noise level.
+
+    The noise level is the pooled run-to-run standard deviation of a metric over the
+    attentions with two or more seeds: sqrt(mean of their sample variances).
+    """
+    summary, variances = {}, {}
+    for name, runs in lm_table.items():
+        row = {"seeds": [r["seed"] for r in runs]}
+        for k in LM_KEYS:
+            v = [r[k] for r in runs if r.get(k) is not None]
+            if v:
+                row[k] = {"mean": float(np.mean(v)), "range": float(np.ptp(v)), "values": v}
+                if len(v) > 1:
+                    variances.setdefault(k, []).append(float(np.var(v, ddof=1)))
+        summary[name] = row
+    noise = {k: {"pooled_sd": math.sqrt(np.mean(v)), "attentions": len(v)}
+             for k, v in variances.items()}
+    return summary, noise
+
+
 def collect(runs, out):
     """Merge runs/recall_s*.jsonl and runs/lm/*/result.json into one JSON file (atomic)."""
     from spike_lib.core.atomic import write_json
@@ -70,45 +141,70 @@ def collect(runs, out):
     runs = Path(runs)
     recall = [json.loads(line) for f in sorted(runs.glob("recall_s*.jsonl"))
               for line in f.read_text().splitlines() if line.startswith("{")]
-    lm = []
+    recall.sort(key=lambda r: (r["attention"], not r["spiking"], r["pairs"], r["seed"]))
+    lm, lm_dirs = [], []
     for f in sorted(runs.glob("lm/*/result.json")):
         r = json.loads(f.read_text())
         if "energy_pj_per_token" not in r:  # added after training, from the checkpoint
             r.update(energy_per_token(f.parent / "checkpoint"))
             write_json(f, r)
         lm.append(r)
+        lm_dirs.append(f.parent)
+    factor = bits_per_nat_token(lm_dirs[0] / "checkpoint")
+    budget = equal_cpu(lm, lm_dirs, factor)
     table = {}
-    for r in recall:
+    for r in recall:  # one accuracy per seed, in seed order
         key = f"{r['attention']}{'' if r['spiking'] else ' (twin)'}"
         table.setdefault(key, {}).setdefault(str(r["pairs"]), []).append(r["accuracy"])
     lm_table = {}
-    for r in lm:
+    for r in sorted(lm, key=lambda r: r["seed"]):
         key = f"{r['attention']}{'' if r['spiking'] else ' (twin)'}"
-        lm_table.setdefault(key, []).append(
-            {k: r[k] for k in ("seed", "val_bpc_mixed", "val_bpc_ctx8", "context_gain",
-                               "cpu_s_per_step", "firing_rate_mean", "train_loss",
-                               "energy_pj_per_token")})
+        lm_table.setdefault(key, []).append({k: r.get(k) for k in ("seed", *LM_KEYS)})
+    summary, noise = summarise(lm_table)
     write_json(out, {"recall": recall, "lm": lm, "recall_table": table, "lm_table": lm_table,
+                     "lm_summary": summary, "noise": noise,
+                     "equal_cpu": {"cpu_s": budget, "bits_per_nat_token": factor,
+                                   "method": equal_cpu.__doc__.split("\n\n")[1].strip()},
                      "protocol": "data/checkpoints/CONTEXT.md"})
-    return {"recall": table, "lm": lm_table, "markdown": markdown(table, lm_table)}
+    return {"recall": table, "lm": lm_table,
+            "markdown": markdown(table, lm_table, summary, noise, budget)}
 
 
-def markdown(recall, lm) -> str:
-    """The two tables of CONTEXT.md: recall accuracy (mean of seeds) and the LM runs."""
+def markdown(recall, lm, summary, noise, budget) -> str:
+    """The tables of CONTEXT.md: recall accuracy per seed, the LM runs, their means and noise."""
     rows = ["| attention | 2 pairs | 4 pairs | 8 pairs |", "|---|---|---|---|"]
     for name, by_k in sorted(recall.items()):
         cells = [" / ".join(f"{a:.3f}" for a in by_k.get(k, [])) or "-" for k in ("2", "4", "8")]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     head = ("| attention | seed | val BPC (full) | val BPC (8 tokens) | context gain | "
-            "CPU s/step | firing rate | energy (nJ/token) |")
-    rows += ["", head, "|---|---|---|---|---|---|---|---|"]
+            f"BPC at {budget} CPU s | CPU s/step | firing rate | energy (nJ/token) |")
+    rows += ["", head, "|---|---|---|---|---|---|---|---|---|"]
     for name, runs in sorted(lm.items()):
         for r in runs:
             fr = "-" if r["firing_rate_mean"] is None else f"{r['firing_rate_mean']:.3f}"
             rows.append(f"| {name} | {r['seed']} | {r['val_bpc_mixed']:.3f} | "
                         f"{r['val_bpc_ctx8']:.3f} | {r['context_gain']:.4f} | "
-                        f"{r['cpu_s_per_step']:.3f} | {fr} | "
+                        f"{r['bpc_equal_cpu']:.3f} | {r['cpu_s_per_step']:.3f} | {fr} | "
                         f"{r['energy_pj_per_token'] / 1000:.1f} |")
+
+    def cell(row, k, fmt, scale=1.0):
+        if k not in row:
+            return "-"
+        m, rg = row[k]["mean"] * scale, row[k]["range"] * scale
+        return f"{m:{fmt}}" + (f" ({rg:{fmt}})" if len(row[k]["values"]) > 1 else "")
+
+    head = ("| attention | seeds | val BPC (full) | context gain | BPC at equal CPU | "
+            "CPU s/step | firing rate | energy (nJ/token) |")
+    rows += ["", head, "|---|---|---|---|---|---|---|---|"]
+    for name, row in sorted(summary.items()):
+        rows.append(f"| {name} | {len(row['seeds'])} | {cell(row, 'val_bpc_mixed', '.3f')} | "
+                    f"{cell(row, 'context_gain', '.4f')} | {cell(row, 'bpc_equal_cpu', '.3f')} | "
+                    f"{cell(row, 'cpu_s_per_step', '.3f')} | "
+                    f"{cell(row, 'firing_rate_mean', '.3f')} | "
+                    f"{cell(row, 'energy_pj_per_token', '.1f', 1e-3)} |")
+    rows.append("")
+    rows.append("Noise (pooled run-to-run SD over attentions with 2 seeds): " + ", ".join(
+        f"{k} {v['pooled_sd']:.4f} (n={v['attentions']})" for k, v in sorted(noise.items())))
     return "\n".join(rows)
 
 

@@ -76,3 +76,18 @@ def test_softmax_learns_recall_on_a_tiny_budget():
     # chance: 1/32 (random value), 0.5 (a context value), 0.75 (a value not yet used)
     assert r["accuracy"] > 0.95, r
     assert r["chance"]["unused_value"] == 0.75 and r["steps"] == 200
+
+
+def test_recall_cli_selects_the_non_spiking_twin():
+    # `python -m spike_lib recall --no-spiking` trains the twin: the flag reaches the probe Config
+    import argparse
+
+    from spike_lib.train.recall import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    twin = parser.parse_args(["--attention", "sdsa", "--pairs", "8", "--no-spiking"])
+    default = parser.parse_args(["--attention", "sdsa"])
+    assert (twin.spiking, default.spiking, twin.pairs, default.pairs) == (False, True, 8, 2)
+    cfg = probe_config(twin.attention, twin.pairs, twin.spiking)
+    assert (cfg.spiking, cfg.attention, cfg.block_size) == (False, "sdsa", 32)
