@@ -375,10 +375,12 @@ def build_offline_qa(out_dir=QA_DIR, factbook_dir=None, elements_db=None, phrasi
 
 # ---------------------------------------------------------------- `python -m spike_lib qa ...`
 def add_arguments(parser) -> None:
-    parser.add_argument("action", choices=("check", "build", "claude"),
-                        help="check a JSONL file, build the offline set, or ask Claude")
+    parser.add_argument("action", choices=("check", "build", "varied", "claude"),
+                        help="check a JSONL file, build the offline set, write the varied "
+                        "training records (spike_lib.data.qa_varied), or ask Claude")
     parser.add_argument("path", nargs="?", default=None,
-                        help="check: the file; build: output folder (data/qa); claude: output file")
+                        help="check: the file; build: output folder (data/qa); varied, claude: "
+                        "output file")
     parser.add_argument("--split", default="train", choices=SPLITS, help="claude: corpus split")
     parser.add_argument("--limit", type=int, default=3, help="claude: number of articles")
     parser.add_argument("--model", default=None, help="claude: model (else $SPIKE_CLAUDE_MODEL)")
@@ -392,6 +394,14 @@ def run(args):
         return {"records": len(recs), "articles": len({(r["category"], r["article"]) for r in recs})}
     if args.action == "build":
         return build_offline_qa(args.path or QA_DIR)
+    if args.action == "varied":  # the paraphrase test set's articles are left out
+        from spike_lib.data.qa_varied import build_varied
+
+        if not args.path:
+            raise ValueError("qa varied needs an output file: python -m spike_lib qa varied "
+                             "/tmp/varied_train.jsonl")
+        test = {r["article"] for r in load_qa(QA_DIR / "paraphrase.jsonl")}
+        return {"records": build_varied(QA_DIR / "train.jsonl", args.path, exclude=test)}
     from spike_lib.data.corpus import load_corpus
     from spike_lib.data.qa_claude import ClaudeQA
 
