@@ -244,6 +244,14 @@ def step(model, idx, state=None):
         return np.concatenate(parts, axis=1), state
     idx = model.check_idx(idx)
     pos, n, mods = state["pos"], idx.shape[1], model.modules
+    if n == 1:  # one sampled token: the fused path (spike_lib.numpy_impl.generate_fast)
+        from spike_lib.numpy_impl import generate_fast
+
+        if "plan" not in state:
+            state["plan"] = generate_fast.plan(model)
+        logits = generate_fast.step_one(model, state["plan"], idx, pos, state["layers"])
+        state["pos"] = pos + 1
+        return logits, state
     positions = np.minimum(np.arange(pos, pos + n), cfg.block_size - 1)  # clamped past the end
     x0 = mods["tok_emb"](idx) + mods["pos_emb"](positions)  # (B, n, D)
     x = np.broadcast_to(x0, (model.num_steps,) + x0.shape)  # (T, B, n, D)

@@ -1,0 +1,203 @@
+"""One new token of the NumPy SpikeLLM in few array operations: the fast path of the carried step.
+
+spike_lib.numpy_impl.generate.step runs a chunk of n tokens module by module. For n = 1 (every
+sampled token) most of that time is Python overhead around tiny arrays, so this module builds a
+plan once per sequence and then runs each token with a handful of NumPy calls per layer:
+
+- the three projections Q, K, V are one GEMM with W_qkv = [W_Q | W_K | W_V] (D, 3D); with
+  token shift the previous token's input is extra columns of the input, since
+      x_k W_K = (mu_k x + (1 - mu_k) x_prev) W_K = x (diag(mu_k) W_K) + x_prev (diag(1 - mu_k) W_K)
+  so [x | x_prev] @ [[W_Q, diag(mu_k) W_K, diag(mu_v) W_V], [0, diag(1-mu_k) W_K, diag(1-mu_v) W_V]]
+  gives all three (2D, 3D);
+- one LIF call covers Q, K and V (same neuron parameters), its loop over the T timesteps in
+  place; LayerNorm without its backward cache.
+The numbers are the module path's up to float32 rounding (the fused weights multiply in another
+order); the state is the same dict, so the two paths can alternate. Attentions other than SDSA,
+the running-mean SDSA and the matrix-state attention (power 1) keep their module step.
+The plan copies the weights: a model changed during a sequence needs a new state.
+Taught in: notebooks/07b_generation.ipynb
+"""
+
+import numpy as np
+
+from spike_lib.numpy_impl.attention import SDSA
+from spike_lib.numpy_impl.context_attention import DecaySDSA, MeanSDSA, SpikeMatrixAttention
+from spike_lib.numpy_impl.layers import LayerNorm, Linear
+from spike_lib.numpy_impl.neurons import LIF
+
+def _plain(mod):
+    """(beta, threshold, reset) of a built-in spiking LIF, else None (the module is called)."""
+    if type(mod) is LIF and not mod.smooth and mod.reset in ("subtract", "zero"):
+        return (float(mod.beta), float(mod.threshold), mod.reset)
+    return None
+
+
+def lif_steps(x, neuron):
+    """Spikes of a LIF over axis 0 of x (T, ...): u = beta v + x[t], s = [u > th], v = u - th s.
+
+    neuron: (beta, threshold, reset) from _plain, or a module (then neuron(x))."""
+    if not isinstance(neuron, tuple):
+        return neuron(x)
+    beta, th, reset = neuron
+    spk = np.empty_like(x)
+    u = x[0].copy()
+    for t in range(x.shape[0]):
+        if t:
+            u *= beta
+            u += x[t]
+        np.greater(u, th, out=spk[t])
+        if t + 1 < x.shape[0]:
+            if reset == "subtract":
+                u -= th * spk[t]
+            else:
+                u *= 1.0 - spk[t]
+    return spk
+
+
+def matmul(x, w, b, spikes=False):
+    """x @ w (+ b) over the last axis, as one GEMM over the rows of every leading dim.
+
+    spikes: x is sparse (0/1 spikes), so only the rows of w where some row of x spiked are read
+    (the accumulate of chapter 2): x[:, c] @ w[c] over those columns c. A token's weights
+    (about 17 MB for the book model) do not stay in the cache, so the bytes read set the time.
+    """
+    flat = x.reshape(-1, x.shape[-1])
+    if spikes:
+        cols = np.flatnonzero(flat.any(axis=0))
+        y = flat[:, cols] @ w[cols]
+    else:
+        y = flat @ w
+    if b is not None:
+        y += b
+    return y.reshape(*x.shape[:-1], w.shape[1])
+
+
+def layer_norm(x, ln):
+    """LayerNorm.forward's numbers without its cache: (x - mean) / sqrt(var + eps) gamma + beta."""
+    if type(ln) is not LayerNorm:
+        return ln(x)
+    n = x.shape[-1]  # np.mean and np.var's sums and divisions, without their wrappers
+    d = x - np.add.reduce(x, axis=-1, keepdims=True) / n
+    var = np.add.reduce(np.multiply(d, d), axis=-1, keepdims=True) / n
+    d *= 1.0 / np.sqrt(var + ln.eps)
+    d *= ln.params["gamma"]
+    d += ln.params["beta"]
+    return d
+
+
+def _linear(lin):
+    """(W, b) of a plain Linear, else the module itself."""
+    if type(lin) is not Linear:
+        return lin
+    return lin.params["W"], lin.params.get("b")
+
+
+def _apply(lin, x, spikes=False):
+    return matmul(x, *lin, spikes) if isinstance(lin, tuple) else lin(x)
+
+
+def _qkv_plan(attn):
+    """The fused projection of SDSA, MeanSDSA (not decay) and SpikeMatrixAttention (power 1)."""
+    m = attn.modules
+    if isinstance(attn, DecaySDSA) or not isinstance(attn, (SDSA, MeanSDSA, SpikeMatrixAttention)):
+        return None
+    if isinstance(attn, SpikeMatrixAttention) and attn.power != 1:
+        return None
+    lins = [m[f"{n}_proj"] for n in "qkv"]
+    if any(type(lin) is not Linear for lin in lins) or len({"b" in lin.params for lin in lins}) > 1:
+        return None
+    wq, wk, wv = (lin.params["W"] for lin in lins)
+    w = np.concatenate([wq, wk, wv], axis=1)  # (D, 3D)
+    shift = bool(getattr(attn, "shift", False))
+    if shift:
+        mk, mv = attn.params["shift_k"][:, None], attn.params["shift_v"][:, None]
+        top = np.concatenate([wq, mk * wk, mv * wv], axis=1)
+        bottom = np.concatenate([np.zeros_like(wq), (1 - mk) * wk, (1 - mv) * wv], axis=1)
+        w = np.concatenate([top, bottom], axis=0)  # (2D, 3D): rows of x, then of x_prev
+    b = np.concatenate([lin.params["b"] for lin in lins]) if "b" in lins[0].params else None
+    neurons = [_plain(m[f"{n}_lif"]) for n in "qkv"]
+    same = neurons[0] is not None and neurons.count(neurons[0]) == 3
+    return {"w": np.ascontiguousarray(w), "b": b, "shift": shift,
+            "qkv_lif": neurons[0] if same else [m[f"{n}_lif"] for n in "qkv"],
+            "attn_lif": _plain(m["attn_lif"]) or m["attn_lif"],
+            "out": _linear(m["out_proj"]), "kind": type(attn)}
+
+
+def plan(model):
+    """Per block: the arrays and neuron parameters of a one-token step."""
+    layers = []
+    for block in model.blocks:
+        m = block.modules
+        sn1, sn2, snh = (_plain(m[k]) for k in ("sn1", "sn2", "sn_hidden"))
+        layers.append({
+            "ln1": m["ln1"], "sn1": sn1 or m["sn1"], "ln2": m["ln2"], "sn2": sn2 or m["sn2"],
+            "snh": snh or m["sn_hidden"], "fc1": _linear(m["fc1"]), "fc2": _linear(m["fc2"]),
+            "attn": m["attn"], "qkv": _qkv_plan(m["attn"]),
+            "fires": sn1 is not None})
+    return layers
+
+
+def _attention(p, x, st, pos):
+    """The fused attention of one token: x (T, B, 1, D) spikes of sn1 -> (T, B, 1, D)."""
+    q_plan = p["qkv"]
+    if q_plan["shift"]:
+        prev = st.get("x_last")
+        st["x_last"] = x
+        inp = np.concatenate([x, np.zeros_like(x) if prev is None else prev], axis=-1)
+    else:
+        inp = x
+    pre = matmul(inp, q_plan["w"], q_plan["b"], p["fires"])  # (T, B, 1, 3D)
+    neuron = q_plan["qkv_lif"]
+    d = pre.shape[-1] // 3
+    if isinstance(neuron, list):
+        q, k, v = (lif_steps(pre[..., i * d:(i + 1) * d], n) for i, n in enumerate(neuron))
+    else:
+        spk = lif_steps(pre, neuron)
+        q, k, v = spk[..., :d], spk[..., d:2 * d], spk[..., 2 * d:]
+    kind, attn = q_plan["kind"], p["attn"]
+    if kind is SpikeMatrixAttention:
+        t, b, h = q.shape[0], q.shape[1], attn.n_head
+        qh, kh, vh = (a.reshape(t, b, h, 1, d // h) for a in (q, k, v))  # (T, B, H, 1, hd)
+        if "S" not in st:
+            st["S"] = np.zeros((t, b, h, d // h, d // h), q.dtype)
+            st["z"] = np.zeros((t, b, h, 1, d // h), q.dtype)
+        st["S"] += np.swapaxes(kh, -1, -2) * vh  # S += K^T V, (T, B, H, hd, hd)
+        st["z"] += kh
+        num = qh @ st["S"]
+        den = (qh * st["z"]).sum(axis=-1, keepdims=True)
+        r = (num / np.maximum(den, 1.0)).reshape(t, b, 1, d)
+        y = lif_steps(r, q_plan["attn_lif"])
+        return _apply(q_plan["out"], y, isinstance(q_plan["attn_lif"], tuple))
+    key = "s" if kind is SDSA else "sum"  # the running sum of K AND V, (T, B, 1, D)
+    total = st[key] + k * v if key in st else k * v
+    st[key] = total
+    if kind is SDSA:
+        g = lif_steps(total, q_plan["attn_lif"])
+    else:  # MeanSDSA: the running mean
+        g = lif_steps(attn.params["gate_gain"] * (total / np.float32(pos + 1)),
+                      q_plan["attn_lif"])
+    spikes = isinstance(neuron, tuple) and isinstance(q_plan["attn_lif"], tuple)
+    return _apply(q_plan["out"], q * g, spikes)
+
+
+def step_one(model, layers, idx, pos, states):
+    """Logits (B, 1, V) of one new token per row of idx (B, 1) at position pos (clamped)."""
+    from spike_lib.numpy_impl.generate import attention_step
+
+    mods, cfg = model.modules, model.cfg
+    x0 = mods["tok_emb"].params["W"][idx[:, 0]] + mods["pos_emb"].params["W"][
+        min(pos, cfg.block_size - 1)]  # (B, D)
+    x = np.broadcast_to(x0[:, None], (model.num_steps, *x0.shape[:1], 1, x0.shape[-1]))
+    for p, st in zip(layers, states):
+        a = lif_steps(layer_norm(x, p["ln1"]), p["sn1"])  # (T, B, 1, D)
+        if p["qkv"] is not None:
+            x = x + _attention(p, a, st, pos)
+        else:
+            x = x + attention_step(p["attn"], a, st, pos, p["fires"])
+        a = lif_steps(layer_norm(x, p["ln2"]), p["sn2"])
+        h = lif_steps(_apply(p["fc1"], a, isinstance(p["sn2"], tuple)), p["snh"])
+        x += _apply(p["fc2"], h, isinstance(p["snh"], tuple))
+    h = layer_norm(x.mean(axis=0), mods["ln_f"])  # (B, 1, D)
+    if cfg.tie_weights:
+        return h @ mods["tok_emb"].params["W"].T
+    return _apply(_linear(mods["lm_head"]), h)

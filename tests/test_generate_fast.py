@@ -1,0 +1,75 @@
+"""The one-token fast path of carried-state generation (spike_lib.numpy_impl.generate_fast):
+its pieces against hand-computed values and the modules, and the fused step against the window
+while chunks of one and of several tokens alternate (the two paths share one state)."""
+
+import numpy as np
+import pytest
+
+from spike_lib.core.config import Config
+from spike_lib.numpy_impl import generate_fast as gf
+from spike_lib.numpy_impl.layers import LayerNorm
+from spike_lib.numpy_impl.model import SpikeLLM
+from spike_lib.numpy_impl.neurons import LIF
+
+
+def test_lif_steps_hand_values_for_both_resets():
+    x = np.array([[1.5], [0.8]], np.float32)  # u0 = 1.5 fires; v0 = 0.5 (subtract) or 0 (zero)
+    # subtract: u1 = 0.5 * 0.5 + 0.8 = 1.05 > 1 fires; zero: u1 = 0.8 stays silent
+    np.testing.assert_array_equal(gf.lif_steps(x, (0.5, 1.0, "subtract")), [[1.0], [1.0]])
+    np.testing.assert_array_equal(gf.lif_steps(x, (0.5, 1.0, "zero")), [[1.0], [0.0]])
+
+
+def test_lif_steps_equals_the_lif_module():
+    x = np.random.default_rng(0).normal(0.6, 1.0, (4, 3, 1, 16)).astype(np.float32)
+    for reset in ("subtract", "zero"):
+        lif = LIF(beta=0.7, threshold=0.9, reset=reset)
+        np.testing.assert_array_equal(gf.lif_steps(x, gf._plain(lif)), lif(x))
+    smooth = LIF()
+    smooth.set_smooth(True)
+    assert gf._plain(smooth) is None  # smooth mode: the module itself is called
+
+
+def test_spike_matmul_reads_only_the_spiked_rows_and_equals_the_dense_product():
+    w = np.arange(12, dtype=np.float32).reshape(3, 4)  # rows [0..3], [4..7], [8..11]
+    x = np.array([[1, 0, 1], [0, 0, 1]], np.float32)
+    b = np.ones(4, np.float32)
+    want = [[9, 11, 13, 15], [9, 10, 11, 12]]  # rows 0 + 2 (+ 1), row 2 (+ 1)
+    np.testing.assert_array_equal(gf.matmul(x, w, b, spikes=True), want)
+    np.testing.assert_array_equal(gf.matmul(x, w, b), want)
+    np.testing.assert_array_equal(gf.matmul(np.zeros((2, 3), np.float32), w, None, True), 0.0)
+
+
+def test_layer_norm_equals_the_module_bit_for_bit():
+    ln = LayerNorm(24)
+    ln.params["gamma"][:] = np.linspace(0.5, 1.5, 24)
+    ln.params["beta"][:] = 0.1
+    x = np.random.default_rng(1).normal(2.0, 3.0, (2, 3, 1, 24)).astype(np.float32)
+    np.testing.assert_array_equal(gf.layer_norm(x, ln), ln(x))
+
+
+@pytest.mark.parametrize("name", ["sdsa", "sdsa_mean", "spike_matrix_shift", "hybrid_shift"])
+def test_one_token_and_chunk_steps_alternate_on_one_state(name):
+    model = SpikeLLM(Config.tiny(attention=name)).train(False)
+    ids = np.random.default_rng(5).integers(0, model.cfg.vocab_size, (2, 16))
+    want = model(ids)
+    parts, state, i = [], None, 0
+    for n in (3, 1, 1, 4, 1, 2, 1, 1, 1, 1):
+        logits, state = model.step(ids[:, i:i + n], state)
+        parts.append(logits)
+        i += n
+    assert "plan" in state and state["pos"] == 16
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), want, rtol=0, atol=2e-5)
+
+
+def test_the_plan_fuses_q_k_v_and_the_token_shift_into_one_matrix():
+    model = SpikeLLM(Config.tiny(attention="spike_matrix_shift"))
+    attn = model.blocks[0].modules["attn"]
+    p = gf._qkv_plan(attn)
+    d = model.cfg.n_embd
+    assert p["w"].shape == (2 * d, 3 * d) and p["shift"]
+    wk, mk = attn.modules["k_proj"].params["W"], attn.params["shift_k"]
+    np.testing.assert_allclose(p["w"][:d, d:2 * d], mk[:, None] * wk)
+    np.testing.assert_allclose(p["w"][d:, d:2 * d], (1 - mk)[:, None] * wk)
+    np.testing.assert_array_equal(p["w"][d:, :d], 0.0)  # the previous token has no Q
+    assert gf._qkv_plan(SpikeLLM(Config.tiny(attention="softmax")).blocks[0].modules["attn"]) \
+        is None
