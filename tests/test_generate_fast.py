@@ -73,3 +73,35 @@ def test_the_plan_fuses_q_k_v_and_the_token_shift_into_one_matrix():
     np.testing.assert_array_equal(p["w"][d:, :d], 0.0)  # the previous token has no Q
     assert gf._qkv_plan(SpikeLLM(Config.tiny(attention="softmax")).blocks[0].modules["attn"]) \
         is None
+
+
+def test_mlx_lif_steps_hand_values_and_the_module():
+    mx = pytest.importorskip("mlx.core")
+    from spike_lib.mlx_impl import generate_fast as mgf
+    from spike_lib.mlx_impl.neurons import LIF as MlxLIF
+
+    x = mx.array([[1.5], [0.8]])  # as the NumPy hand test: subtract fires twice, zero once
+    np.testing.assert_array_equal(np.array(mgf.lif_steps(x, (0.5, 1.0, "subtract"))), [[1], [1]])
+    np.testing.assert_array_equal(np.array(mgf.lif_steps(x, (0.5, 1.0, "zero"))), [[1], [0]])
+    xs = np.random.default_rng(0).normal(0.6, 1.0, (4, 3, 16)).astype(np.float32)
+    for reset in ("subtract", "zero"):
+        lif = MlxLIF(beta=0.7, threshold=0.9, reset=reset)
+        np.testing.assert_array_equal(np.array(mgf.lif_steps(mx.array(xs), mgf._plain(lif))),
+                                      np.array(lif(mx.array(xs))))
+
+
+def test_mlx_one_token_steps_use_one_compiled_plan_and_match_numpy():
+    pytest.importorskip("mlx.core")
+    from spike_lib.mlx_impl.model import SpikeLLM as MlxLLM
+
+    cfg = Config.tiny(attention="spike_matrix_shift")
+    model, ref = MlxLLM(cfg), SpikeLLM(cfg).train(False)  # same seed, same weights
+    model.train(False)
+    ids = np.random.default_rng(6).integers(0, cfg.vocab_size, (1, 12))
+    got, state = model.step(ids[:, :4])
+    want, ref_state = ref.step(ids[:, :4])
+    for i in range(4, 12):
+        got, state = model.step(ids[:, i:i + 1], state)
+        want, ref_state = ref.step(ids[:, i:i + 1], ref_state)
+        np.testing.assert_allclose(np.array(got), want, rtol=0, atol=1e-4)
+    assert "plan" in state and "compiled" in state

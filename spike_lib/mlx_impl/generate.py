@@ -210,9 +210,14 @@ def step(model, idx, state=None):
     idx = model.check_idx(idx)
     pos, n = state["pos"], idx.shape[1]
     positions = mx.array(np.minimum(np.arange(pos, pos + n), cfg.block_size - 1))
-    if state["running"] and n == 1 and pos > 0:  # fixed shapes: one compiled graph per sequence
-        if "compiled" not in state:
-            state["compiled"] = mx.compile(lambda *a: _forward(model, *a))
+    if n == 1 and pos > 0:  # one sampled token: the fused path (spike_lib.mlx_impl.generate_fast)
+        from spike_lib.mlx_impl import generate_fast
+
+        if "plan" not in state:
+            plan = state["plan"] = generate_fast.plan(model)
+            fn = lambda *a: generate_fast.forward_one(model, plan, *a)
+            # a running state has fixed shapes: one compiled graph per sequence
+            state["compiled"] = mx.compile(fn) if state["running"] else fn
         logits, state["layers"] = state["compiled"](idx, positions, mx.array(float(pos)),
                                                     state["layers"])
     else:

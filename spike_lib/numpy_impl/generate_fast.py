@@ -25,6 +25,7 @@ from spike_lib.numpy_impl.context_attention import DecaySDSA, MeanSDSA, SpikeMat
 from spike_lib.numpy_impl.layers import LayerNorm, Linear
 from spike_lib.numpy_impl.neurons import LIF
 
+
 def _plain(mod):
     """(beta, threshold, reset) of a built-in spiking LIF, else None (the module is called)."""
     if type(mod) is LIF and not mod.smooth and mod.reset in ("subtract", "zero"):

@@ -1,0 +1,161 @@
+"""One new token of the MLX SpikeLLM in few operations: the fast path of the carried step.
+
+The port of spike_lib/numpy_impl/generate_fast.py (whose docstring derives the fused matrices):
+Q, K, V (and the token shift) as one matmul per layer, one LIF over T for Q, K and V together.
+Here the whole token is one mx.compile'd function of (token, position row, layer states), so
+MLX fuses the elementwise work of the LIF loops and runs the graph without Python in between.
+Under mx.compile shapes are fixed, so the spike-selected weight rows of the NumPy path are
+replaced by dense matmuls. Attentions other than SDSA, the running-mean SDSA and the
+matrix-state attention (power 1) keep their module step inside the same compiled function.
+Taught in: notebooks/07b_generation.ipynb
+"""
+
+import mlx.core as mx
+
+from spike_lib.mlx_impl.attention import SDSA
+from spike_lib.mlx_impl.context_attention import DecaySDSA, MeanSDSA, SpikeMatrixAttention
+from spike_lib.mlx_impl.layers import LayerNorm, Linear
+from spike_lib.mlx_impl.neurons import LIF
+
+
+def _plain(mod):
+    """(beta, threshold, reset) of a built-in spiking LIF, else None (the module is called)."""
+    if type(mod) is LIF and not mod.smooth and mod.reset in ("subtract", "zero"):
+        return (float(mod.beta), float(mod.threshold), mod.reset)
+    return None
+
+
+def lif_steps(x, neuron):
+    """Spikes of a LIF over axis 0 of x (T, ...) for neuron = (beta, threshold, reset), or
+    neuron(x) for a module: u = beta v + x[t], s = [u > th], v = u - th s (or u (1 - s)).
+
+    No per-timestep slices and stack (each one an operation MLX dispatches): the membranes of
+    all T steps are one array U, and step t adds beta v[t-1] to row t only (a 0/1 row mask),
+    so the loop is T - 1 slices and elementwise work that mx.compile fuses.
+    """
+    if not isinstance(neuron, tuple):
+        return neuron(x)
+    beta, th, reset = neuron
+    u, n = x, x.shape[0]
+    for t in range(1, n):
+        prev = u[t - 1:t]  # a slice, not u[t - 1] (a gather)
+        s = (prev > th).astype(x.dtype)
+        v = prev - th * s if reset == "subtract" else prev * (1.0 - s)
+        u = u + _row(n, t, x.ndim, x.dtype) * (beta * v)  # u[t] = x[t] + beta v[t-1]; others + 0
+    return (u > th).astype(x.dtype)
+
+
+_ROWS = {}
+
+
+def _row(n, t, ndim, dtype):
+    """The constant (n, 1, ...) mask that is 1 at row t (made once, not once per token)."""
+    key = (n, t, ndim, dtype)
+    if key not in _ROWS:
+        row = (mx.arange(n) == t).astype(dtype).reshape(n, *([1] * (ndim - 1)))
+        mx.eval(row)
+        _ROWS[key] = row
+    return _ROWS[key]
+
+
+def _norm(ln, x):
+    return mx.fast.layer_norm(x, ln.gamma, ln.beta, ln.eps) if type(ln) is LayerNorm else ln(x)
+
+
+def _linear(lin):
+    """(W, b or None) of a plain Linear, else the module."""
+    if type(lin) is not Linear:
+        return lin
+    return lin.W, (lin.b if "b" in lin else None)
+
+
+def _apply(lin, x):
+    """lin(x): x @ W (+ b) as one batched matmul (no reshapes: each is one more operation)."""
+    if not isinstance(lin, tuple):
+        return lin(x)
+    w, b = lin
+    return x @ w if b is None else x @ w + b
+
+
+def _qkv_plan(attn):
+    if isinstance(attn, DecaySDSA) or not isinstance(attn, (SDSA, MeanSDSA, SpikeMatrixAttention)):
+        return None
+    if isinstance(attn, SpikeMatrixAttention) and attn.power != 1:
+        return None
+    lins = [attn.q_proj, attn.k_proj, attn.v_proj]
+    if any(type(lin) is not Linear for lin in lins) or len({"b" in lin for lin in lins}) > 1:
+        return None
+    wq, wk, wv = (lin.W for lin in lins)
+    shift = bool(getattr(attn, "shift", False))
+    if shift:  # [x | x_prev] @ [[W_Q, mu_k W_K, mu_v W_V], [0, (1 - mu_k) W_K, (1 - mu_v) W_V]]
+        mk, mv = attn.shift_k[:, None], attn.shift_v[:, None]
+        w = mx.concatenate([mx.concatenate([wq, mk * wk, mv * wv], axis=1),
+                            mx.concatenate([mx.zeros_like(wq), (1 - mk) * wk, (1 - mv) * wv],
+                                           axis=1)], axis=0)  # (2D, 3D)
+    else:
+        w = mx.concatenate([wq, wk, wv], axis=1)  # (D, 3D)
+    b = mx.concatenate([lin.b for lin in lins]) if "b" in lins[0] else None
+    neurons = [_plain(getattr(attn, f"{n}_lif")) for n in "qkv"]
+    same = neurons[0] is not None and neurons.count(neurons[0]) == 3
+    mx.eval(w)
+    return {"w": w, "b": b, "shift": shift, "kind": type(attn),
+            "qkv_lif": neurons[0] if same else [getattr(attn, f"{n}_lif") for n in "qkv"],
+            "attn_lif": _plain(attn.attn_lif) or attn.attn_lif, "out": _linear(attn.out_proj)}
+
+
+def plan(model):
+    """Per block: the fused weights and neuron parameters of a one-token step."""
+    return [{"ln1": b.ln1, "ln2": b.ln2, "sn1": _plain(b.sn1) or b.sn1,
+             "sn2": _plain(b.sn2) or b.sn2, "snh": _plain(b.sn_hidden) or b.sn_hidden,
+             "fc1": _linear(b.fc1), "fc2": _linear(b.fc2), "attn": b.attn,
+             "qkv": _qkv_plan(b.attn)} for b in model.blocks]
+
+
+def _attention(p, x, st, pos):
+    """The fused attention of one token: x (T, B, 1, D) -> (T, B, 1, D); st updated."""
+    qp, attn = p["qkv"], p["attn"]
+    if qp["shift"]:
+        prev = st.get("x_last", mx.zeros_like(x))
+        st["x_last"] = x
+        x = mx.concatenate([x, prev], axis=-1)
+    pre = _apply((qp["w"], qp["b"]), x)  # (T, B, 1, 3D)
+    d = pre.shape[-1] // 3
+    if isinstance(qp["qkv_lif"], list):
+        q, k, v = (lif_steps(pre[..., i * d:(i + 1) * d], n) for i, n in enumerate(qp["qkv_lif"]))
+    else:
+        spk = lif_steps(pre, qp["qkv_lif"])
+        q, k, v = spk[..., :d], spk[..., d:2 * d], spk[..., 2 * d:]
+    if qp["kind"] is SpikeMatrixAttention:
+        t, b, h = q.shape[0], q.shape[1], attn.n_head
+        qh, kh, vh = (a.reshape(t, b, h, 1, d // h) for a in (q, k, v))  # (T, B, H, 1, hd)
+        s_state = mx.swapaxes(kh, -1, -2) * vh  # K^T V, (T, B, H, hd, hd)
+        if "S" in st:
+            s_state, kh = st["S"] + s_state, st["z"] + kh
+        st["S"], st["z"] = s_state, kh
+        r = (qh @ s_state) / mx.maximum((qh * kh).sum(axis=-1, keepdims=True), 1.0)
+        return _apply(qp["out"], lif_steps(r.reshape(t, b, 1, d), qp["attn_lif"]))
+    key = "s" if qp["kind"] is SDSA else "sum"  # the running sum of K AND V, (T, B, 1, D)
+    total = st[key] + k * v if key in st else k * v
+    st[key] = total
+    if qp["kind"] is not SDSA:  # MeanSDSA: the running mean
+        total = attn.gate_gain * (total / (pos + 1))
+    return _apply(qp["out"], q * lif_steps(total, qp["attn_lif"]))
+
+
+def forward_one(model, layers, idx, positions, pos, states):
+    """(logits (B, 1, V), new layer states) of one token per row of idx (B, 1); pure MLX, so it
+    can be compiled with the states as inputs and outputs."""
+    from spike_lib.mlx_impl.generate import attention_step
+
+    states = [dict(st) for st in states]
+    x0 = model.tok_emb(idx) + model.pos_emb(positions)  # (B, 1, D)
+    x = mx.broadcast_to(x0, (model.num_steps, *x0.shape))  # (T, B, 1, D)
+    for p, st in zip(layers, states):
+        a = lif_steps(_norm(p["ln1"], x), p["sn1"])
+        x = x + (_attention(p, a, st, pos) if p["qkv"] is not None
+                 else attention_step(p["attn"], a, st, pos))
+        h = lif_steps(_apply(p["fc1"], lif_steps(_norm(p["ln2"], x), p["sn2"])), p["snh"])
+        x = x + _apply(p["fc2"], h)
+    h = model.ln_f(x.mean(axis=0))
+    logits = h @ model.tok_emb.W.T if model.cfg.tie_weights else model.lm_head(h)
+    return logits, states
