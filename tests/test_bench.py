@@ -46,3 +46,19 @@ def test_numpy_profile_kinds_add_up_to_the_step():
     assert set(profile.KINDS) <= set(out) and out["matmul (Linear)"] > 0
     assert out["LIF loops"] > 0 and out["optimizer (AdamW)"] > 0
     assert kinds <= out["step"] and kinds > 0.8 * out["step"]  # only Python glue is left out
+
+
+def test_bench_store_lists_the_three_benchmarks_with_their_options():
+    from types import SimpleNamespace
+
+    from spike_lib.train import bench
+
+    args = SimpleNamespace(repeats=3, torch="/py", torch_script="ref.py", new_tokens=200,
+                           attention="spike_matrix_shift")
+    cmds = bench.store_commands(args)
+    assert cmds["speed"] == ["bench", "speed", "--json", "--repeats", "3", "--torch", "/py",
+                             "--torch-script", "ref.py"]
+    assert cmds["generate"][-2:] == ["--attention", "spike_matrix_shift"]
+    assert cmds["profile"][:2] == ["bench", "profile"]
+    with pytest.raises(ValueError, match="--store PATH"):
+        bench.store_bench(SimpleNamespace(store=None))

@@ -1,7 +1,7 @@
 """`python -m spike_lib bench`: throughput measured as medians and ratios within one run.
 
 Targets live here, never in timed tests: this 2-core machine is shared and noisy.
-Taught in: notebooks/07_mlx_port.ipynb
+Taught in: notebooks/07b_speed_and_generation.ipynb
 """
 
 import numpy as np
@@ -214,11 +214,11 @@ def one_backend(backend, config, batch, repeats) -> dict:
     return out
 
 
-def _last_json(cmd) -> dict:
+def _last_json(cmd, env=None) -> dict:
     import json
     import subprocess
 
-    res = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    res = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
     if res.returncode:
         raise RuntimeError(f"{' '.join(cmd[:3])} ... failed: {res.stderr.strip()[-500:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -279,9 +279,63 @@ def profile_bench(args) -> dict:
                       backends)}
 
 
-BENCHES = {"generate": generate_bench, "speed": speed_bench, "profile": profile_bench, "matmul": lambda args: {"matmul_gflops": numpy_matmul_gflops(args.n),
+def store_commands(args) -> dict:
+    """{name: argv after `python -m spike_lib`} of the benchmarks that `bench store` runs."""
+    speed = ["bench", "speed", "--json", "--repeats", str(args.repeats)]
+    if args.torch:
+        speed += ["--torch", args.torch, "--torch-script", args.torch_script]
+    generate = ["bench", "generate", "--json", "--new-tokens", str(args.new_tokens)]
+    if args.attention:
+        generate += ["--attention", args.attention]
+    return {"profile": ["bench", "profile", "--json", "--repeats", "1"], "speed": speed,
+            "generate": generate}
+
+
+def store_bench(args) -> dict:
+    """Run the profile, speed and generate benchmarks one after the other, each in its own
+    process (generate single-threaded: OPENBLAS_NUM_THREADS=1), and write them as one JSON file
+    (--store PATH, atomically) with the commands, the date, the commit and the machine: the
+    stored benchmark that chapter 7 prints (it reads the newest data/benchmarks/speed_*.json)."""
+    import datetime
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not args.store:
+        raise ValueError("bench store needs --store PATH, e.g. "
+                         "--store data/benchmarks/speed_YYYY-MM-DD.json")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    out = {"date": now.strftime("%Y-%m-%d"), "machine": machine_info(), "commands": {}}
+    for name, argv in store_commands(args).items():
+        env = dict(os.environ)
+        prefix = ""
+        if name == "generate":
+            env["OPENBLAS_NUM_THREADS"] = "1"
+            prefix = "OPENBLAS_NUM_THREADS=1 "
+        out["commands"][name] = prefix + "python -m spike_lib " + " ".join(argv)
+        out[name] = _last_json([sys.executable, "-m", "spike_lib", *argv], env)
+        out[name]["measured_at"] = (f"{datetime.datetime.now(datetime.timezone.utc):%H:%M} UTC, "
+                                    f"code of commit {commit}")
+    path = Path(args.store)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)  # atomic: a reader never sees half a file
+    return {"stored": str(path), "numpy_carried_speedup": out["generate"].get(
+        "numpy_carried_speedup"), "mlx_carried_speedup": out["generate"].get("mlx_carried_speedup")}
+
+
+BENCHES = {"generate": generate_bench, "speed": speed_bench, "profile": profile_bench,
+           "matmul": lambda args: {"matmul_gflops": numpy_matmul_gflops(args.n),
                                    "mlx_matmul_gflops": mlx_matmul_gflops(args.n)},
-           "tokenizers": tokenizers_bench, "train": train_bench}
+           "store": store_bench, "tokenizers": tokenizers_bench, "train": train_bench}
 
 
 def add_arguments(parser) -> None:
@@ -303,6 +357,8 @@ def add_arguments(parser) -> None:
                         help="speed: a Python with torch installed, to run --torch-script too")
     parser.add_argument("--torch-script", default="../shared/bench/torch_reference.py",
                         help="speed: the PyTorch reference script (a yardstick, not a dependency)")
+    parser.add_argument("--store", default=None,
+                        help="store: the JSON file to write (profile + speed + generate)")
     parser.add_argument("--no-before", action="store_true",
                         help="train: skip the MLX run without the OpenBLAS preload")
 
