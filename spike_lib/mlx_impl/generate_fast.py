@@ -1,7 +1,8 @@
 """One new token of the MLX SpikeLLM in few operations: the fast path of the carried step.
 
 The port of spike_lib/numpy_impl/generate_fast.py (whose docstring derives the fused matrices):
-Q, K, V (and the token shift) as one matmul per layer, one LIF over T for Q, K and V together.
+Q, K, V as one matmul per layer (with token shift: the rows x, x_k, x_v times [W_Q | W_K | W_V],
+keeping the diagonal blocks, so the weights are read once), one LIF over T for Q, K and V.
 Here the whole token is one mx.compile'd function of (token, position row, layer states), so
 MLX fuses the elementwise work of the LIF loops and runs the graph without Python in between.
 Under mx.compile shapes are fixed, so the spike-selected weight rows of the NumPy path are
@@ -87,13 +88,7 @@ def _qkv_plan(attn):
         return None
     wq, wk, wv = (lin.W for lin in lins)
     shift = bool(getattr(attn, "shift", False))
-    if shift:  # [x | x_prev] @ [[W_Q, mu_k W_K, mu_v W_V], [0, (1 - mu_k) W_K, (1 - mu_v) W_V]]
-        mk, mv = attn.shift_k[:, None], attn.shift_v[:, None]
-        w = mx.concatenate([mx.concatenate([wq, mk * wk, mv * wv], axis=1),
-                            mx.concatenate([mx.zeros_like(wq), (1 - mk) * wk, (1 - mv) * wv],
-                                           axis=1)], axis=0)  # (2D, 3D)
-    else:
-        w = mx.concatenate([wq, wk, wv], axis=1)  # (D, 3D)
+    w = mx.concatenate([wq, wk, wv], axis=1)  # (D, 3D)
     b = mx.concatenate([lin.b for lin in lins]) if "b" in lins[0] else None
     neurons = [_plain(getattr(attn, f"{n}_lif")) for n in "qkv"]
     same = neurons[0] is not None and neurons.count(neurons[0]) == 3
@@ -114,11 +109,18 @@ def plan(model):
 def _attention(p, x, st, pos):
     """The fused attention of one token: x (T, B, 1, D) -> (T, B, 1, D); st updated."""
     qp, attn = p["qkv"], p["attn"]
-    if qp["shift"]:
+    if qp["shift"]:  # [x; x_k; x_v] @ [W_Q | W_K | W_V], keeping the diagonal blocks: three
+        # rows where one would do, but the weights (which set the time) are read once
         prev = st.get("x_last", mx.zeros_like(x))
         st["x_last"] = x
-        x = mx.concatenate([x, prev], axis=-1)
-    pre = _apply((qp["w"], qp["b"]), x)  # (T, B, 1, 3D)
+        mk, mv = attn.shift_k, attn.shift_v
+        rows = mx.stack([x, mk * x + (1 - mk) * prev, mv * x + (1 - mv) * prev])
+        pre3 = _apply((qp["w"], qp["b"]), rows)  # (3, T, B, 1, 3D)
+        d = pre3.shape[-1] // 3
+        pre = mx.concatenate([pre3[0, ..., :d], pre3[1, ..., d:2 * d], pre3[2, ..., 2 * d:]],
+                             axis=-1)
+    else:
+        pre = _apply((qp["w"], qp["b"]), x)  # (T, B, 1, 3D)
     d = pre.shape[-1] // 3
     if isinstance(qp["qkv_lif"], list):
         q, k, v = (lif_steps(pre[..., i * d:(i + 1) * d], n) for i, n in enumerate(qp["qkv_lif"]))
