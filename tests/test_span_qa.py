@@ -142,3 +142,20 @@ def test_answer_widget_html_marks_the_span():
     assert '<mark style="background:#ffd54f">&lt;b&gt;</mark>' in html and "<b>A:</b> &lt;b&gt;" in html
     with pytest.raises(ValueError, match="outside the context"):
         answer_html("abc", 2, 9)
+
+
+def test_full_fine_tune_survives_a_replaced_base_model(base_dir, tmp_path):
+    """A full (or freeze) QA folder holds its own weights: replacing the base it was tuned
+    from (as data/checkpoints/book is replaced by a newer book model) changes none of its
+    answers, and its qa.json still records the fingerprint of the base it came from."""
+    model, tok, _ = ft.load_base(base_dir, "numpy")
+    qa = span_qa.build_span_model(model)
+    qa.modules["head"].params["W"][...] = np.random.default_rng(0).normal(0, 0.5, (48, 2))
+    out = span_qa.save_qa_model(tmp_path / "qa", qa, tok, base_dir, "span", "full")
+    before = span_qa.evaluate_span(span_qa.load_qa_model(out, "numpy")[0], tok, RECS)
+    old = fingerprint(base_dir)
+    save_checkpoint(base_dir, SpikeLLM(CFG.replace(seed=7)), TOK)  # the base is replaced
+    assert fingerprint(base_dir) != old
+    back, _, info = span_qa.load_qa_model(out, "numpy")
+    assert info["base"]["weights_sha256"] == old["weights_sha256"]
+    assert span_qa.evaluate_span(back, tok, RECS)["predictions"] == before["predictions"]
