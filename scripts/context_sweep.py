@@ -109,6 +109,7 @@ def equal_cpu(lm, runs, factor) -> float:
     return budget
 
 
+NOISE_SHOWN = ("val_bpc_mixed", "context_gain", "bpc_equal_cpu", "cpu_s_per_step")
 LM_KEYS = ("val_bpc_mixed", "val_bpc_ctx8", "context_gain", "bpc_equal_cpu", "cpu_s_per_step",
            "firing_rate_mean", "energy_pj_per_token", "train_loss")
 
@@ -159,7 +160,8 @@ def collect(runs, out):
     lm_table = {}
     for r in sorted(lm, key=lambda r: r["seed"]):
         key = f"{r['attention']}{'' if r['spiking'] else ' (twin)'}"
-        lm_table.setdefault(key, []).append({k: r.get(k) for k in ("seed", *LM_KEYS)})
+        lm_table.setdefault(key, []).append(
+            {k: r.get(k) for k in ("seed", *LM_KEYS, "bpc_equal_cpu_se")})
     summary, noise = summarise(lm_table)
     write_json(out, {"recall": recall, "lm": lm, "recall_table": table, "lm_table": lm_table,
                      "lm_summary": summary, "noise": noise,
@@ -184,7 +186,8 @@ def markdown(recall, lm, summary, noise, budget) -> str:
             fr = "-" if r["firing_rate_mean"] is None else f"{r['firing_rate_mean']:.3f}"
             rows.append(f"| {name} | {r['seed']} | {r['val_bpc_mixed']:.3f} | "
                         f"{r['val_bpc_ctx8']:.3f} | {r['context_gain']:.4f} | "
-                        f"{r['bpc_equal_cpu']:.3f} | {r['cpu_s_per_step']:.3f} | {fr} | "
+                        f"{r['bpc_equal_cpu']:.3f} +- {r['bpc_equal_cpu_se']:.3f} | "
+                        f"{r['cpu_s_per_step']:.3f} | {fr} | "
                         f"{r['energy_pj_per_token'] / 1000:.1f} |")
 
     def cell(row, k, fmt, scale=1.0):
@@ -204,7 +207,8 @@ def markdown(recall, lm, summary, noise, budget) -> str:
                     f"{cell(row, 'energy_pj_per_token', '.1f', 1e-3)} |")
     rows.append("")
     rows.append("Noise (pooled run-to-run SD over attentions with 2 seeds): " + ", ".join(
-        f"{k} {v['pooled_sd']:.4f} (n={v['attentions']})" for k, v in sorted(noise.items())))
+        f"{k} {noise[k]['pooled_sd']:.4f} (n={noise[k]['attentions']})" for k in NOISE_SHOWN
+        if k in noise))
     return "\n".join(rows)
 
 
