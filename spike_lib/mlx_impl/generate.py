@@ -4,7 +4,7 @@ The port of spike_lib/numpy_impl/generate.py (whose docstring lists each attenti
 what happens past block_size): the same functions on mx arrays. The sampler of
 spike_lib.core.sampling reads the model through check_idx, train, cfg, model(ctx), step and
 carries_state, which the MLX SpikeLLM provides; embed returns a NumPy vector here too.
-Taught in: notebooks/07_mlx_port.ipynb
+Taught in: notebooks/07b_speed_and_generation.ipynb
 """
 
 import math

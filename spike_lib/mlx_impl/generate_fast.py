@@ -8,7 +8,7 @@ MLX fuses the elementwise work of the LIF loops and runs the graph without Pytho
 Under mx.compile shapes are fixed, so the spike-selected weight rows of the NumPy path are
 replaced by dense matmuls. Attentions other than SDSA, the running-mean SDSA and the
 matrix-state attention (power 1) keep their module step inside the same compiled function.
-Taught in: notebooks/07b_generation.ipynb
+Taught in: notebooks/07b_speed_and_generation.ipynb
 """
 
 import mlx.core as mx

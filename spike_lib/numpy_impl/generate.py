@@ -17,7 +17,7 @@ Beyond block_size a running-state model carries on: positions >= block_size reus
 position embedding E_pos[block_size - 1] (clamped), and the state keeps every token since the
 prompt. A key/value-cache model cannot: once the window slides, every token's position
 embedding changes, so it recomputes the last block_size tokens (the windowed sampler's cost).
-Taught in: notebooks/07_mlx_port.ipynb (carried-state generation)
+Taught in: notebooks/07b_speed_and_generation.ipynb (carried-state generation)
 """
 
 import numpy as np

@@ -15,7 +15,7 @@ The numbers are the module path's up to float32 rounding (the fused weights mult
 order); the state is the same dict, so the two paths can alternate. Attentions other than SDSA,
 the running-mean SDSA and the matrix-state attention (power 1) keep their module step.
 The plan copies the weights: a model changed during a sequence needs a new state.
-Taught in: notebooks/07b_generation.ipynb
+Taught in: notebooks/07b_speed_and_generation.ipynb
 """
 
 import numpy as np

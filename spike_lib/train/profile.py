@@ -5,7 +5,7 @@ a block's time excludes its layers', so the kinds add up to the step). MLX compi
 step into one graph that Python cannot look inside, so its profile times each kind of work alone,
 compiled, forward and backward, at the step's shapes and counts (the remainder is what fusion
 and scheduling add or save). `python -m spike_lib bench profile --json`.
-Taught in: notebooks/07_mlx_port.ipynb
+Taught in: notebooks/07b_speed_and_generation.ipynb
 """
 
 import time
