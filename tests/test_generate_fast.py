@@ -105,3 +105,25 @@ def test_mlx_one_token_steps_use_one_compiled_plan_and_match_numpy():
         want, ref_state = ref.step(ids[:, i:i + 1], ref_state)
         np.testing.assert_allclose(np.array(got), want, rtol=0, atol=1e-4)
     assert "plan" in state and "compiled" in state
+
+
+def test_mlx_compiled_token_function_is_reused_until_a_weight_changes():
+    mx = pytest.importorskip("mlx.core")
+    from spike_lib.mlx_impl import generate_fast as mgf
+    from spike_lib.mlx_impl.model import SpikeLLM as MlxLLM
+
+    model = MlxLLM(Config.tiny(tie_weights=False))  # lm_head: W, no bias
+    model.train(False)
+    ids = np.array([[3, 1, 4, 1]])
+    _, s1 = model.step(ids[:, :2])
+    _, s1 = model.step(ids[:, 2:3], s1)
+    _, s2 = model.step(ids[:, :2])
+    first, s2 = model.step(ids[:, 2:3], s2)
+    assert s1["compiled"] is s2["compiled"]  # a second sequence reuses the traced function
+    model.lm_head.W = model.lm_head.W * 0.0  # new weights: a new plan, and new logits
+    _, s3 = model.step(ids[:, :2])
+    zero, s3 = model.step(ids[:, 2:3], s3)
+    assert s3["compiled"] is not s1["compiled"]
+    assert np.abs(np.array(first)).max() > 0
+    np.testing.assert_array_equal(np.array(zero), 0.0)  # h @ 0: the new weights were read
+    assert len(mgf._CACHE) <= 4 and mx is not None

@@ -213,11 +213,8 @@ def step(model, idx, state=None):
     if n == 1 and pos > 0:  # one sampled token: the fused path (spike_lib.mlx_impl.generate_fast)
         from spike_lib.mlx_impl import generate_fast
 
-        if "plan" not in state:
-            plan = state["plan"] = generate_fast.plan(model)
-            fn = lambda *a: generate_fast.forward_one(model, plan, *a)
-            # a running state has fixed shapes: one compiled graph per sequence
-            state["compiled"] = mx.compile(fn) if state["running"] else fn
+        if "plan" not in state:  # compiled once per model and weights (generate_fast.cached)
+            state["plan"], state["compiled"] = generate_fast.cached(model, state["running"])
         logits, state["layers"] = state["compiled"](idx, positions, mx.array(float(pos)),
                                                     state["layers"])
     else:

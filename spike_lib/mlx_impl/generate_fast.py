@@ -12,6 +12,7 @@ Taught in: notebooks/07b_speed_and_generation.ipynb
 """
 
 import mlx.core as mx
+from mlx.utils import tree_flatten
 
 from spike_lib.mlx_impl.attention import SDSA
 from spike_lib.mlx_impl.context_attention import DecaySDSA, MeanSDSA, SpikeMatrixAttention
@@ -161,3 +162,31 @@ def forward_one(model, layers, idx, positions, pos, states):
     h = model.ln_f(x.mean(axis=0))
     logits = h @ model.tok_emb.W.T if model.cfg.tie_weights else model.lm_head(h)
     return logits, states
+
+
+_CACHE = {}  # id(model) -> (its parameter arrays, plan, function): at most 4 models
+
+
+def cached(model, running):
+    """(plan, function of (idx, positions, pos, states)) for the model's current weights.
+
+    A running state has fixed shapes, so the function is mx.compile'd, and reused by every
+    sequence until a parameter array of the model changes (MLX arrays are immutable: training
+    or loading puts new arrays in place, which starts a new plan); the first token of a new
+    sequence then costs no tracing. A key/value cache grows, so that function is not compiled.
+    """
+    params = [v for _, v in tree_flatten(model.parameters())]
+    key = (id(model), bool(running))
+    hit = _CACHE.get(key)
+    if hit and len(hit[0]) == len(params) and all(a is b for a, b in zip(hit[0], params)):
+        return hit[1], hit[2]
+    layers = plan(model)
+
+    def fn(*args):
+        return forward_one(model, layers, *args)
+
+    fn = mx.compile(fn) if running else fn
+    if len(_CACHE) >= 4:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = (params, layers, fn)
+    return layers, fn
