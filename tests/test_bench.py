@@ -40,12 +40,42 @@ def test_in_place_lif_equals_the_reference_maths(beta, th):
                                             lif.surrogate, True), rtol=1e-6, atol=1e-7)
 
 
-def test_numpy_profile_kinds_add_up_to_the_step():
-    out = profile.numpy_profile(Config.tiny(), 2, repeats=1)
-    kinds = sum(out[k] for k in profile.KINDS)
-    assert set(profile.KINDS) <= set(out) and out["matmul (Linear)"] > 0
-    assert out["LIF loops"] > 0 and out["optimizer (AdamW)"] > 0
-    assert kinds <= out["step"] and kinds > 0.8 * out["step"]  # only Python glue is left out
+def test_numpy_profile_kinds_add_up_to_the_step(monkeypatch):
+    """A fake clock that only the work moves: each patched piece of work advances it by its own
+    power of two, so every kind must get exactly its own work's ticks (exclusive of the layers
+    it calls) and the kinds must add up to the step, with no real timing involved."""
+    from spike_lib.core import scoring
+    from spike_lib.numpy_impl import blocks, layers, model, module, neurons, optim
+
+    now, ticks = [0.0], {}
+
+    def costs(owner, name, cost, kind):
+        fn = getattr(owner, name)
+
+        def patched(*args, **kwargs):
+            now[0] += cost
+            ticks[kind] = ticks.get(kind, 0.0) + cost
+            return fn(*args, **kwargs)
+        monkeypatch.setattr(owner, name, patched)
+
+    costs(layers.Linear, "forward", 1, "matmul (Linear)")
+    costs(layers.Linear, "backward", 2, "matmul (Linear)")
+    costs(neurons.LIF, "forward", 4, "LIF loops")
+    costs(neurons.LIF, "backward", 8, "LIF loops")
+    costs(layers.LayerNorm, "forward", 16, "LayerNorm")
+    costs(blocks.Block, "forward", 32, "residual adds")  # calls Linear, LIF, LayerNorm inside
+    costs(model.SpikeLLM, "forward", 64, "model glue (mean over T)")  # calls every block
+    costs(model.SpikeLLM, "backward", 128, "model glue (mean over T)")
+    costs(scoring, "cross_entropy", 256, "loss")
+    costs(module.Module, "zero_grad", 512, "zero_grad")
+    costs(optim, "clip_grad_norm", 1024, "grad norm + clip")
+    costs(optim.AdamW, "step", 2048, "optimizer (AdamW)")
+    out = profile.numpy_profile(Config.tiny(), 2, repeats=1, clock=lambda: now[0])
+    assert set(profile.KINDS) <= set(out)
+    expected = {k: ticks.get(k, 0.0) / 2 for k in profile.KINDS}  # two equal steps: warm-up + 1
+    assert expected["matmul (Linear)"] > 0 and expected["LIF loops"] > 0
+    assert {k: out[k] for k in profile.KINDS} == expected
+    assert out["step"] == sum(expected.values()) == now[0] / 2
 
 
 def test_bench_store_lists_the_three_benchmarks_with_their_options():

@@ -35,18 +35,18 @@ def _numpy_kinds():
 
 
 @contextmanager
-def _timed_layers(totals):
+def _timed_layers(totals, clock=time.perf_counter):
     """Wrap forward/backward of the layer classes with exclusive timers adding into totals."""
     stack, saved = [], []
 
     def wrap(kind, fn):
         def timed(self, *args, **kwargs):
             stack.append(0.0)
-            start = time.perf_counter()
+            start = clock()
             try:
                 return fn(self, *args, **kwargs)
             finally:
-                spent = time.perf_counter() - start
+                spent = clock() - start
                 totals[kind] += spent - stack.pop()
                 if stack:
                     stack[-1] += spent
@@ -65,8 +65,10 @@ def _timed_layers(totals):
             setattr(cls, name, fn)
 
 
-def numpy_profile(cfg, batch, repeats=3, seed=0) -> dict:
-    """Seconds per kind of work in one NumPy training step (the median step of `repeats`)."""
+def numpy_profile(cfg, batch, repeats=3, seed=0, clock=time.perf_counter) -> dict:
+    """Seconds per kind of work in one NumPy training step (the median step of `repeats`).
+
+    clock() returns seconds; a test passes a fake clock to check the bookkeeping exactly."""
     from spike_lib.core.scoring import cross_entropy
     from spike_lib.numpy_impl.model import SpikeLLM
     from spike_lib.numpy_impl.optim import AdamW, clip_grad_norm
@@ -79,23 +81,23 @@ def numpy_profile(cfg, batch, repeats=3, seed=0) -> dict:
     runs = []
     for i in range(repeats + 1):  # the first step warms up (first-touch allocations)
         totals = dict.fromkeys(KINDS, 0.0)
-        start = time.perf_counter()
-        with _timed_layers(totals):
+        start = clock()
+        with _timed_layers(totals, clock):
             logits = model(x)
-            t = time.perf_counter()
+            t = clock()
             _, dlogits = cross_entropy(logits, y)
-            totals["loss"] += time.perf_counter() - t
-            t = time.perf_counter()
+            totals["loss"] += clock() - t
+            t = clock()
             model.zero_grad()
-            totals["zero_grad"] += time.perf_counter() - t
+            totals["zero_grad"] += clock() - t
             model.backward(dlogits)
-            t = time.perf_counter()
+            t = clock()
             clip_grad_norm(model, 1.0)
-            totals["grad norm + clip"] += time.perf_counter() - t
-            t = time.perf_counter()
+            totals["grad norm + clip"] += clock() - t
+            t = clock()
             opt.step()
-            totals["optimizer (AdamW)"] += time.perf_counter() - t
-        totals["step"] = time.perf_counter() - start
+            totals["optimizer (AdamW)"] += clock() - t
+        totals["step"] = clock() - start
         if i:
             runs.append(totals)
     runs.sort(key=lambda r: r["step"])
