@@ -142,3 +142,10 @@ def test_stage_editor_widget_redraws_after_a_click():
     box.children[-2].click()  # "add block"
     assert len(box.children) == n_rows + 1 and ed.config().n_layer == 2
     assert "n_layer=2" in box.children[-1].value
+
+
+def test_token_shift_attentions_add_two_vectors_per_block():
+    for attention in ("spike_matrix_shift", "softmax_shift"):
+        cfg = Config.tiny(attention=attention)
+        assert count_params(cfg) == SpikeLLM(cfg).num_params()
+        assert count_params(cfg) - count_params(Config.tiny()) == 2 * cfg.n_embd * cfg.n_layer

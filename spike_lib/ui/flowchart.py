@@ -146,13 +146,16 @@ def count_params(cfg) -> int:
     """Weights of SpikeLLM(cfg), by formula (Eq. 10.6 of chapter 10):
 
         V D + L D + n_layer (4 (D^2 + D) + 4 D + 2 D d_ff + d_ff + D) + 2 D + (D V unless tied)
-    (embeddings; per block Q, K, V, O with biases, two LayerNorms, the MLP; LN_f; readout).
+    (embeddings; per block Q, K, V, O with biases, two LayerNorms, the MLP; LN_f; readout),
+    plus 2 D per block for the token shift (mu_k, mu_v) of spike_matrix_shift and softmax_shift.
     """
-    if cfg.attention not in ("sdsa", "softmax"):
-        raise ValueError(f"count_params knows sdsa and softmax, not the plug-in "
-                         f"{cfg.attention!r}: build the model and call num_params()")
+    shift = {"sdsa": 0, "softmax": 0, "spike_matrix_shift": 2, "softmax_shift": 2}
+    if cfg.attention not in shift:
+        raise ValueError(f"count_params knows sdsa and softmax (and spike_matrix_shift, "
+                         f"softmax_shift), not the plug-in {cfg.attention!r}: build the model "
+                         "and call num_params()")
     v, d, f = cfg.vocab_size, cfg.n_embd, cfg.d_ff
-    block = 4 * (d * d + d) + 4 * d + 2 * d * f + f + d
+    block = 4 * (d * d + d) + 4 * d + 2 * d * f + f + d + shift[cfg.attention] * d
     return v * d + cfg.block_size * d + cfg.n_layer * block + 2 * d + (0 if cfg.tie_weights
                                                                         else d * v)
 
