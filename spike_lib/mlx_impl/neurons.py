@@ -5,12 +5,14 @@ spike's gradient supplied by spike_lib.mlx_impl.spike.spike_fn (the surrogate).
 Taught in: notebooks/01_lif_neurons.ipynb
 """
 
+from functools import cache
+
 import mlx.core as mx
 from mlx import nn
 
-from spike_lib.mlx_impl.spike import spike_fn
 from spike_lib.core.neurons import check_lif_args
 from spike_lib.core.surrogate import get_surrogate
+from spike_lib.mlx_impl.spike import spike_fn
 
 
 def lif_forward(
@@ -37,6 +39,8 @@ def lif_forward(
     if not mx.issubdtype(x.dtype, mx.floating):
         x = x.astype(mx.float32)
     sg = get_surrogate(surrogate)
+    if not smooth and detach_reset and reset in ("subtract", "zero"):
+        return _fused_lif(float(beta), float(threshold), reset, sg)(x)
     spike = spike_fn(sg)
     v = mx.zeros(x.shape[1:], dtype=x.dtype)
     r = mx.zeros(x.shape[1:], dtype=x.dtype)
@@ -54,6 +58,43 @@ def lif_forward(
         spks.append(s)
         mems.append(u)
     return mx.stack(spks), mx.stack(mems)
+
+
+@cache
+def _fused_lif(beta, threshold, reset, sg):
+    """The whole LIF over T as one mx.custom_function: (spk, mem) forward, and its hand-written
+    BPTT backward (detached reset), so mx.compile fuses the loop with no boundary per timestep.
+
+    du[t] = dspk[t] g(u[t] - threshold) + dmem[t] + beta du[t+1] (1, or 1 - s[t] for the zero
+    reset): the same gradient autodiff takes through the loop of lif_forward (tested equal).
+    """
+
+    @mx.custom_function
+    def lif_seq(x):
+        v = mx.zeros(x.shape[1:], dtype=x.dtype)
+        spks, mems = [], []
+        for t in range(x.shape[0]):
+            u = beta * v + x[t]  # charge
+            s = (u > threshold).astype(x.dtype)  # fire: heaviside(u - threshold)
+            v = u - threshold * s if reset == "subtract" else u * (1.0 - s)  # reset
+            spks.append(s)
+            mems.append(u)
+        return mx.stack(spks), mx.stack(mems)
+
+    @lif_seq.vjp
+    def lif_vjp(primals, cotangents, outputs):
+        dspk, dmem = cotangents
+        spk, mem = outputs
+        dxs, du = [], None
+        for t in range(mem.shape[0] - 1, -1, -1):
+            g = dspk[t] * sg.grad(mem[t] - threshold, xp=mx).astype(dspk.dtype) + dmem[t]
+            if du is not None:  # v[t] = u[t] - threshold s[t] (s detached): dv/du = 1 or 1 - s
+                g = g + beta * du * (1.0 if reset == "subtract" else (1.0 - spk[t]))
+            du = g
+            dxs.append(g)
+        return mx.stack(dxs[::-1])
+
+    return lif_seq
 
 
 class LIF(nn.Module):
