@@ -1,7 +1,9 @@
 """Leaky integrate-and-fire neurons in MLX: the NumPy forward, differentiated by mx.grad.
 
 Same names and arguments as spike_lib/neurons.py; the backward pass is MLX autodiff, with the
-spike's gradient supplied by spike_lib.mlx_impl.spike.spike_fn (the surrogate).
+spike's gradient supplied by spike_lib.mlx_impl.spike.spike_fn (the surrogate). For speed, the
+common case (spiking, detached reset, subtract or zero) runs the whole loop over T as one
+custom function whose BPTT is written by hand (_fused_lif), tested equal to the autodiff loop.
 Taught in: notebooks/01_lif_neurons.ipynb
 """
 
