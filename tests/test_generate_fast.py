@@ -127,3 +127,50 @@ def test_mlx_compiled_token_function_is_reused_until_a_weight_changes():
     assert np.abs(np.array(first)).max() > 0
     np.testing.assert_array_equal(np.array(zero), 0.0)  # h @ 0: the new weights were read
     assert len(mgf._CACHE) <= 4 and mx is not None
+
+
+def test_mlx_gathered_matmul_reads_the_fired_rows_and_equals_the_dense_product():
+    mx = pytest.importorskip("mlx.core")
+    from spike_lib.mlx_impl import generate_fast as mgf
+
+    w = mx.array(np.arange(24, dtype=np.float32).reshape(6, 4))  # row i: [4i .. 4i + 3]
+    x = mx.array(np.array([[[0, 1, 0, 0, 0, 1]], [[0, 1, 0, 1, 0, 0]]], np.float32))  # (T, 1, K)
+    want = [[[24, 26, 28, 30]], [[16, 18, 20, 22]]]  # rows 1 + 5, rows 1 + 3
+    counts = {}
+    got = mgf._apply((w, None), x, (4, "fc2", counts))  # columns 1, 3, 5 fired: 3 of capacity 4
+    np.testing.assert_array_equal(np.array(got), want)
+    assert counts["fc2"].item() == 3
+    got = mgf._apply((w, mx.ones(4)), x, (1, "fc2", counts))  # capacity 1 < 3: one row only
+    assert counts["fc2"].item() == 3 and not np.array_equal(np.array(got), np.add(want, 1))
+    counts = {}
+    np.testing.assert_array_equal(np.array(mgf._apply((w, None), x, (None, "fc2", counts))), want)
+    assert counts == {}  # dense: nothing gathered, nothing counted
+
+
+def test_mlx_token_function_grows_too_small_capacities_and_matches_the_dense_step():
+    mx = pytest.importorskip("mlx.core")
+    from spike_lib.mlx_impl import generate_fast as mgf
+    from spike_lib.mlx_impl.model import SpikeLLM as MlxLLM
+
+    cfg = Config.tiny(attention="spike_matrix_shift", n_embd=64, d_ff=256)
+    model = MlxLLM(cfg)
+    model.train(False)
+    ids = np.random.default_rng(7).integers(0, cfg.vocab_size, (1, 12))
+    _, state = model.step(ids[:, :4])
+    _, state = model.step(ids[:, 4:5], state)
+    tf = state["compiled"]
+    assert isinstance(tf, mgf.TokenFunction)
+    width = {"qkv": 64, "out": 64, "fc1": 64, "fc2": 256}
+    assert all(c is None or 16 <= c <= width[k] // 4 for k, c in tf.caps.items())
+    tf.caps = {"qkv": 2, "out": 2, "fc1": 2, "fc2": 2}  # far too small: every kind must grow
+    dense = mx.compile(lambda *a: mgf.forward_one(model, state["plan"], *a))
+    layers = state["layers"]
+    for i in range(5, 12):
+        args = (mx.array(ids[:, i:i + 1]), mx.array([i]), mx.array(float(i)))
+        got, new = tf(*args, layers)
+        want, layers = dense(*args, layers)
+        np.testing.assert_allclose(np.array(got), np.array(want), rtol=0, atol=1e-5)
+        for st, ref in zip(new, layers):
+            for k in ref:
+                np.testing.assert_allclose(np.array(st[k]), np.array(ref[k]), rtol=0, atol=1e-5)
+    assert all(c is None or c >= 16 for c in tf.caps.values()) and len(tf.fns) >= 2

@@ -5,8 +5,9 @@ Q, K, V as one matmul per layer (with token shift: the rows x, x_k, x_v times [W
 keeping the diagonal blocks, so the weights are read once), one LIF over T for Q, K and V.
 Here the whole token is one mx.compile'd function of (token, position row, layer states), so
 MLX fuses the elementwise work of the LIF loops and runs the graph without Python in between.
-Under mx.compile shapes are fixed, so the spike-selected weight rows of the NumPy path are
-replaced by dense matmuls. Attentions other than SDSA, the running-mean SDSA and the
+Under mx.compile shapes are fixed, so the spike-selected weight rows of the NumPy path become
+a fixed-capacity gather (TokenFunction: one compiled variant per capacity set, dense where too
+many inputs fire for a gather to pay). Attentions other than SDSA, the running-mean SDSA and the
 matrix-state attention (power 1) keep their module step inside the same compiled function.
 Taught in: notebooks/07b_speed_and_generation.ipynb
 """
@@ -71,11 +72,24 @@ def _linear(lin):
     return lin.W, (lin.b if "b" in lin else None)
 
 
-def _apply(lin, x):
-    """lin(x): x @ W (+ b) as one batched matmul (no reshapes: each is one more operation)."""
+def _apply(lin, x, gather=None):
+    """lin(x): x @ W (+ b) as one batched matmul (no reshapes: each is one more operation).
+
+    gather = (capacity, kind, counts): read only `capacity` rows of W, those of the input
+    columns that are nonzero anywhere in x (spikes at any timestep), padded with silent ones
+    (their zero inputs add exactly 0); counts[kind] keeps the largest number of nonzero columns
+    seen, so the caller can tell when the capacity was too small (see TokenFunction)."""
     if not isinstance(lin, tuple):
         return lin(x)
     w, b = lin
+    if gather is not None and gather[0] is not None and gather[0] < x.shape[-1]:
+        cap, kind, counts = gather
+        fired = (x != 0).reshape(-1, x.shape[-1]).any(axis=0)  # (K,)
+        count = fired.astype(mx.int32).sum()
+        counts[kind] = mx.maximum(counts[kind], count) if kind in counts else count
+        rows = mx.argpartition(-fired.astype(mx.float32), kth=cap - 1)[:cap]  # fired first
+        y = mx.take(x, rows, axis=-1) @ mx.take(w, rows, axis=0)
+        return y if b is None else y + b
     return x @ w if b is None else x @ w + b
 
 
@@ -107,7 +121,7 @@ def plan(model):
              "qkv": _qkv_plan(b.attn)} for b in model.blocks]
 
 
-def _attention(p, x, st, pos):
+def _attention(p, x, st, pos, caps=None, counts=None):
     """The fused attention of one token: x (T, B, 1, D) -> (T, B, 1, D); st updated."""
     qp, attn = p["qkv"], p["attn"]
     if qp["shift"]:  # [x; x_k; x_v] @ [W_Q | W_K | W_V], keeping the diagonal blocks: three
@@ -116,12 +130,12 @@ def _attention(p, x, st, pos):
         st["x_last"] = x
         mk, mv = attn.shift_k, attn.shift_v
         rows = mx.stack([x, mk * x + (1 - mk) * prev, mv * x + (1 - mv) * prev])
-        pre3 = _apply((qp["w"], qp["b"]), rows)  # (3, T, B, 1, 3D)
+        pre3 = _apply((qp["w"], qp["b"]), rows, _gather(caps, "qkv", counts))  # (3, T, B, 1, 3D)
         d = pre3.shape[-1] // 3
         pre = mx.concatenate([pre3[0, ..., :d], pre3[1, ..., d:2 * d], pre3[2, ..., 2 * d:]],
                              axis=-1)
     else:
-        pre = _apply((qp["w"], qp["b"]), x)  # (T, B, 1, 3D)
+        pre = _apply((qp["w"], qp["b"]), x, _gather(caps, "qkv", counts))  # (T, B, 1, 3D)
     d = pre.shape[-1] // 3
     if isinstance(qp["qkv_lif"], list):
         q, k, v = (lif_steps(pre[..., i * d:(i + 1) * d], n) for i, n in enumerate(qp["qkv_lif"]))
@@ -136,18 +150,26 @@ def _attention(p, x, st, pos):
             s_state, kh = st["S"] + s_state, st["z"] + kh
         st["S"], st["z"] = s_state, kh
         r = (qh @ s_state) / mx.maximum((qh * kh).sum(axis=-1, keepdims=True), 1.0)
-        return _apply(qp["out"], lif_steps(r.reshape(t, b, 1, d), qp["attn_lif"]))
+        return _apply(qp["out"], lif_steps(r.reshape(t, b, 1, d), qp["attn_lif"]),
+                      _gather(caps, "out", counts))
     key = "s" if qp["kind"] is SDSA else "sum"  # the running sum of K AND V, (T, B, 1, D)
     total = st[key] + k * v if key in st else k * v
     st[key] = total
     if qp["kind"] is not SDSA:  # MeanSDSA: the running mean
         total = attn.gate_gain * (total / (pos + 1))
-    return _apply(qp["out"], q * lif_steps(total, qp["attn_lif"]))
+    return _apply(qp["out"], q * lif_steps(total, qp["attn_lif"]), _gather(caps, "out", counts))
 
 
-def forward_one(model, layers, idx, positions, pos, states):
+def _gather(caps, kind, counts):
+    return None if caps is None else (caps.get(kind), kind, counts)
+
+
+def forward_one(model, layers, idx, positions, pos, states, caps=None):
     """(logits (B, 1, V), new layer states) of one token per row of idx (B, 1); pure MLX, so it
-    can be compiled with the states as inputs and outputs."""
+    can be compiled with the states as inputs and outputs. With caps ({"qkv", "out", "fc1",
+    "fc2"}: capacity or None for dense), the spike-input matmuls read only the rows of the
+    columns that fired (see _apply) and a third output holds {kind: largest count}."""
+    counts = {}
     from spike_lib.mlx_impl.generate import attention_step
 
     states = [dict(st) for st in states]
@@ -155,13 +177,65 @@ def forward_one(model, layers, idx, positions, pos, states):
     x = mx.broadcast_to(x0, (model.num_steps, *x0.shape))  # (T, B, 1, D)
     for p, st in zip(layers, states):
         a = lif_steps(_norm(p["ln1"], x), p["sn1"])
-        x = x + (_attention(p, a, st, pos) if p["qkv"] is not None
+        x = x + (_attention(p, a, st, pos, caps, counts) if p["qkv"] is not None
                  else attention_step(p["attn"], a, st, pos))
-        h = lif_steps(_apply(p["fc1"], lif_steps(_norm(p["ln2"], x), p["sn2"])), p["snh"])
-        x = x + _apply(p["fc2"], h)
+        h = lif_steps(_apply(p["fc1"], lif_steps(_norm(p["ln2"], x), p["sn2"]),
+                             _gather(caps, "fc1", counts)), p["snh"])
+        x = x + _apply(p["fc2"], h, _gather(caps, "fc2", counts))
     h = model.ln_f(x.mean(axis=0))
     logits = h @ model.tok_emb.W.T if model.cfg.tie_weights else model.lm_head(h)
-    return logits, states
+    return (logits, states) if caps is None else (logits, states, counts)
+
+
+class TokenFunction:
+    """The compiled one-token step of a running-state model, reading only the weight rows of
+    the inputs that spiked where that pays: one mx.compile'd forward_one per capacity set.
+
+    Under mx.compile shapes are fixed, so each spike-input matmul (Q/K/V, the attention output,
+    fc1, fc2) gathers a fixed number of rows, `caps[kind]`, a power of two. After each token
+    the largest count of fired inputs is read back; if it exceeded a capacity, that capacity
+    grows to the next power of two and the token is recomputed (the inputs are unchanged, so
+    this is exact). A capacity above a quarter of the width turns into the dense matmul
+    (None): gathering that many rows costs more than reading them all. Capacities only grow,
+    so a model compiles a few variants, during its first tokens.
+    """
+
+    def __init__(self, model, layers):
+        self.model, self.layers, self.fns = model, layers, {}
+        cfg = model.cfg
+        self.width = {"qkv": cfg.n_embd, "out": cfg.n_embd, "fc1": cfg.n_embd, "fc2": cfg.d_ff}
+        self.caps = {k: self._cap(w // 16, w) for k, w in self.width.items()}
+
+    @staticmethod
+    def _cap(count, width):
+        cap = 16
+        while cap < count:
+            cap *= 2
+        return cap if cap <= width // 4 else None
+
+    def function(self, caps):
+        """The compiled forward_one for these capacities (traced once per capacity set); all
+        dense: the plain forward_one, with no counts."""
+        key = tuple(sorted(caps.items()))
+        if key not in self.fns:
+            dense = all(c is None for c in caps.values())
+            self.fns[key] = mx.compile(lambda *args: forward_one(
+                self.model, self.layers, *args, caps=None if dense else dict(caps)))
+        return self.fns[key]
+
+    def __call__(self, idx, positions, pos, states):
+        while True:
+            caps = dict(self.caps)
+            out = self.function(caps)(idx, positions, pos, states)
+            if len(out) == 2:  # every matmul dense
+                return out
+            logits, new, counts = out
+            mx.eval(logits, new, counts)
+            grown = {k: self._cap(int(c.item()), self.width[k]) for k, c in counts.items()
+                     if caps[k] is not None and int(c.item()) > caps[k]}
+            if not grown:
+                return logits, new
+            self.caps.update(grown)
 
 
 _CACHE = {}  # id(model) -> (its parameter arrays, plan, function): at most 4 models
@@ -170,10 +244,11 @@ _CACHE = {}  # id(model) -> (its parameter arrays, plan, function): at most 4 mo
 def cached(model, running):
     """(plan, function of (idx, positions, pos, states)) for the model's current weights.
 
-    A running state has fixed shapes, so the function is mx.compile'd, and reused by every
-    sequence until a parameter array of the model changes (MLX arrays are immutable: training
-    or loading puts new arrays in place, which starts a new plan); the first token of a new
-    sequence then costs no tracing. A key/value cache grows, so that function is not compiled.
+    A running state has fixed shapes, so the function is a TokenFunction (mx.compile'd), and
+    reused by every sequence until a parameter array of the model changes (MLX arrays are
+    immutable: training or loading puts new arrays in place, which starts a new plan); the
+    first token of a new sequence then costs no tracing. A key/value cache grows, so that
+    function is not compiled.
     """
     params = [v for _, v in tree_flatten(model.parameters())]
     key = (id(model), bool(running))
@@ -181,11 +256,11 @@ def cached(model, running):
     if hit and len(hit[0]) == len(params) and all(a is b for a, b in zip(hit[0], params)):
         return hit[1], hit[2]
     layers = plan(model)
-
-    def fn(*args):
-        return forward_one(model, layers, *args)
-
-    fn = mx.compile(fn) if running else fn
+    if running:
+        fn = TokenFunction(model, layers)
+    else:
+        def fn(*args):
+            return forward_one(model, layers, *args)
     if len(_CACHE) >= 4:
         _CACHE.pop(next(iter(_CACHE)))
     _CACHE[key] = (params, layers, fn)
