@@ -142,6 +142,9 @@ def config_to_design(cfg) -> list:
     return design
 
 
+SHIFT_VECTORS = {"sdsa": 0, "softmax": 0, "spike_matrix_shift": 2, "softmax_shift": 2}  # per block
+
+
 def count_params(cfg) -> int:
     """Weights of SpikeLLM(cfg), by formula (Eq. 10.6 of chapter 10):
 
@@ -149,7 +152,7 @@ def count_params(cfg) -> int:
     (embeddings; per block Q, K, V, O with biases, two LayerNorms, the MLP; LN_f; readout),
     plus 2 D per block for the token shift (mu_k, mu_v) of spike_matrix_shift and softmax_shift.
     """
-    shift = {"sdsa": 0, "softmax": 0, "spike_matrix_shift": 2, "softmax_shift": 2}
+    shift = SHIFT_VECTORS
     if cfg.attention not in shift:
         raise ValueError(f"count_params knows sdsa and softmax (and spike_matrix_shift, "
                          f"softmax_shift), not the plug-in {cfg.attention!r}: build the model "
@@ -206,7 +209,7 @@ def draw_flowchart(design, ax=None):
     ax.set_xlim(-0.2, len(stages) * (width + gap) - gap + 0.2)
     ax.set_ylim(-0.7, 1.8)
     ax.axis("off")
-    known = cfg.attention in ("sdsa", "softmax")
+    known = cfg.attention in SHIFT_VECTORS
     size = f"{count_params(cfg):,} parameters" if known else "plug-in attention"
     ax.set_title(f"SpikeLLM design: n_layer={cfg.n_layer}, {size} (output shape under each "
                  "stage)", fontsize=9)
@@ -253,7 +256,7 @@ def design_html(design) -> str:
             f"<br>{_html.escape(line)}<br><span style='color:#444'>{shapes.get(kind, '')}</span></div>")
     row = "<span style='font-size:1.3em'>&rarr;</span>".join(boxes)
     if error is None:
-        size = (f"{count_params(cfg):,} parameters" if cfg.attention in ("sdsa", "softmax")
+        size = (f"{count_params(cfg):,} parameters" if cfg.attention in SHIFT_VECTORS
                 else "plug-in attention")
         status = f"<span style='color:#070'>&#10003; valid: n_layer={cfg.n_layer}, {size}</span>"
     else:
@@ -324,7 +327,7 @@ class StageEditor:
             cfg = self.config()
         except ValueError as err:
             return str(err)
-        size = (f"{count_params(cfg):,} parameters" if cfg.attention in ("sdsa", "softmax")
+        size = (f"{count_params(cfg):,} parameters" if cfg.attention in SHIFT_VECTORS
                 else "plug-in attention")
         return f"valid: n_layer={cfg.n_layer}, {size}"
 
