@@ -131,11 +131,14 @@ def test_eval_command_reads_a_shipped_folder(shipped):
 
 
 def test_the_real_shipped_models_are_complete_and_agree_with_their_configs():
-    for name, spiking in ((bookmodel.BOOK, True), (bookmodel.TWIN, False)):
+    for name, spiking, attention in ((bookmodel.BOOK, True, "spike_matrix_shift"),
+                                     (bookmodel.TWIN, False, "spike_matrix_shift"),
+                                     ("book-softmax", False, "softmax_shift")):
         s = bookmodel.run_summary(bookmodel.shipped_path(name))
         cfg = Config.from_dict(json.loads((bookmodel.shipped_path(name) / "config.json").read_text()))
-        assert cfg == Config.book(vocab_size=cfg.vocab_size, spiking=spiking)
-        assert s["tokens_per_step"] == 16 * 128 and s["n_params"] == 4_441_088
+        assert cfg == Config.book(vocab_size=cfg.vocab_size, spiking=spiking, attention=attention)
+        # Config.book()'s 4,441,088 plus token shift's two mixing vectors of D = 256 per block
+        assert s["tokens_per_step"] == 16 * 128 and s["n_params"] == 4_441_088 + 4 * 2 * 256
 
 
 def test_source_texts_give_each_source_its_documents():
