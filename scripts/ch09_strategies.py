@@ -98,7 +98,7 @@ def main(out):
                       "ids": [r["id"] for r in seen]}
     result["load_average_at_end"] = os.getloadavg()[0]
     result = json.loads(json.dumps(result, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
-    write_json(out, result, newline=True)
+    write_json(out, result, indent=None, newline=True)
     print("best", best, "seen EM", res["exact_match"], "->", out)
 
 

@@ -163,7 +163,7 @@ def collect(runs, out):
         lm_table.setdefault(key, []).append(
             {k: r.get(k) for k in ("seed", *LM_KEYS, "bpc_equal_cpu_se")})
     summary, noise = summarise(lm_table)
-    write_json(out, {"recall": recall, "lm": lm, "recall_table": table, "lm_table": lm_table,
+    write_json(out, indent=None, obj={"recall": recall, "lm": lm, "recall_table": table, "lm_table": lm_table,
                      "lm_summary": summary, "noise": noise,
                      "equal_cpu": {"cpu_s": budget, "bits_per_nat_token": factor,
                                    "method": equal_cpu.__doc__.split("\n\n")[1].strip()},

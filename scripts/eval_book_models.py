@@ -142,7 +142,7 @@ def main(argv=None):
                                     val_ids, args.context_tokens)
             data["ngrams"][label] = summarise(per, vbpc)
         data["ngrams_cpu_s"] = round(time.process_time() - t0, 1)
-        write_json(out, data)
+        write_json(out, data, indent=None)
     for spec in args.model:
         name, folder = spec.split("=", 1)
         if name in models and not args.force:
@@ -157,7 +157,7 @@ def main(argv=None):
                         "n_params": int(model.num_params()), **summarise(per, vbpc),
                         "cpu_s": round(time.process_time() - t0, 1)}
         wins[name] = windows
-        write_json(out, data)
+        write_json(out, data, indent=None)
         print(f"{name}: test {models[name]['test_bpc']:.3f}, ctx{args.context_tokens} "
               f"{models[name]['test_bpc_ctx']:.3f}, val {vbpc:.3f} ({models[name]['cpu_s']} CPU s)",
               flush=True)
@@ -171,7 +171,7 @@ def main(argv=None):
     data["gaps"] = {**data.get("gaps", {}), **gaps}
     for key, specs in (("shipped", args.shipped), ("equal_steps", args.equal)):
         data[key] = {**data.get(key, {}), **dict(s.split("=", 1) for s in specs)}
-    write_json(out, data)
+    write_json(out, data, indent=None)
     return data
 
 
