@@ -1,11 +1,13 @@
 """Copy a training run's last good checkpoint into data/checkpoints/NAME/ for the book to ship.
 
 Usage: python scripts/ship_model.py runs/book data/checkpoints/book
+       python scripts/ship_model.py --thin data/checkpoints/book   (thin a shipped log in place)
 
 The destination folder is the checkpoint itself (weights.npz, config.json, meta.json,
 tokenizer.json; the optimizer state is left out) plus the run's run.json and log.jsonl, and a
 README.md with the command that reproduces it. The folder is replaced only once the new one is
-complete (temp folder, then renames).
+complete (temp folder, then renames). The shipped log keeps every evaluation and every 5th step
+(thin_log), so it stays under the course's 1000-line limit; the run folder keeps them all.
 """
 
 import json
@@ -18,6 +20,27 @@ from spike_lib.train.checkpoint import atomic_folder
 from spike_lib.train.runs import last_good_checkpoint
 
 SHIPPED = ("weights.npz", "config.json", "meta.json", "tokenizer.json")
+THIN_EVERY = 5
+
+
+def thin_log(records, every=THIN_EVERY) -> list:
+    """Keep the first 10 steps, every `every`-th step, every record with more than a step's
+    training numbers (evaluations, notes) and the last record; drop the rest."""
+    plain = {"step", "loss", "lr", "grad_norm", "tokens_per_s"}
+    last = len(records) - 1
+    return [r for i, r in enumerate(records)
+            if i == last or set(r) - plain or r.get("step", 0) <= 10 or r.get("step", 0) % every == 0]
+
+
+def thin_shipped(folder) -> int:
+    """Thin a shipped folder's log.jsonl in place (atomically); returns the lines kept."""
+    from spike_lib.core.atomic import atomic_file
+
+    path = Path(folder) / "log.jsonl"
+    kept = thin_log([json.loads(line) for line in path.read_text().splitlines() if line])
+    with atomic_file(path) as f:
+        f.write("".join(json.dumps(r) + "\n" for r in kept))
+    return len(kept)
 
 
 def ship(run, dest) -> Path:
@@ -33,7 +56,7 @@ def ship(run, dest) -> Path:
         for name in SHIPPED:
             shutil.copy2(ckpt / name, tmp / name)
         shutil.copy2(run / "run.json", tmp / "run.json")
-        kept = [r for r in log if step is None or r.get("step", 0) <= step]
+        kept = thin_log([r for r in log if step is None or r.get("step", 0) <= step])
         (tmp / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
         evals = [r for r in kept if "val_bpc" in r]
         last_eval = f"{evals[-1]['val_bpc']:.3f} at step {evals[-1]['step']}" if evals else "none yet"
@@ -52,6 +75,9 @@ def ship(run, dest) -> Path:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) == 3 and sys.argv[1] == "--thin":
+        print(thin_shipped(sys.argv[2]), "lines kept")
+    elif len(sys.argv) != 3:
         raise SystemExit(__doc__)
-    print(ship(sys.argv[1], sys.argv[2]))
+    else:
+        print(ship(sys.argv[1], sys.argv[2]))

@@ -1,6 +1,7 @@
 """Count n-gram baselines: normalisation, hand-computed values, eval's protocol, the issue's numbers."""
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -13,6 +14,7 @@ from spike_lib.train.baselines import (
     NGramModel,
     eval_contexts,
     evaluate_ngram,
+    log_references,
     pooled,
     run_windows,
     score_text_ids,
@@ -136,3 +138,13 @@ def test_issue_numbers_reproduced(bpe_data, root):
         assert abs(got[key] - value) < 0.025, (key, got[key])
     kn = chapter8_bpc(NGramLM(3, tok.vocab_size, "kn").fit(stream), tok, slices)
     assert kn < got[("whole", 3)] - 0.05  # Kneser-Ney beats Witten-Bell by more than noise
+
+
+def test_log_references_are_the_stored_lines_of_chapter_8(bpe_data, root):
+    # the dashed lines of the validation panel: KN n-grams on the logs' held-out slice (4,096
+    # tokens, an equal share of every source), as scripts/eval_book_models.py stored them
+    tok, stream, _ = bpe_data
+    stored = json.loads((root / "data/benchmarks/book_models.json").read_text())["ngrams"]
+    got = log_references(tok, 4096, train_ids=stream)
+    assert got["KN bigram"] == pytest.approx(stored["KN bigram (whole train)"]["val_bpc"], rel=1e-9)
+    assert got["KN trigram"] == pytest.approx(stored["KN trigram (whole train)"]["val_bpc"], rel=1e-9)

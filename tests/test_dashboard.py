@@ -79,3 +79,19 @@ def test_dashboard_as_numpy_train_callback_numbers_steps_from_1(rng):
 def test_every_must_be_positive():
     with pytest.raises(ValueError, match="every=0 is invalid"):
         Dashboard(every=0, live=False)
+
+
+def test_references_are_dashed_lines_on_the_validation_panel_only():
+    dash = Dashboard("tiny", live=False, references={"KN bigram": 4.5, "KN trigram": 4.0})
+    for rec in RECORDS[:3]:
+        dash(rec["step"] - 1, {k: v for k, v in rec.items() if k != "step"})
+    fig = dash.finish()
+    bpc = fig.axes[1]
+    assert len(bpc.lines) == 3  # the run and two references
+    assert [list(line.get_ydata()) for line in bpc.lines[1:]] == [[4.5, 4.5], [4.0, 4.0]]
+    assert [t.get_text() for t in bpc.get_legend().get_texts()] == [
+        "tiny", "KN bigram (4.500)", "KN trigram (4.000)"]
+    assert [len(ax.lines) for ax in (fig.axes[0], fig.axes[2])] == [1, 1]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="reference 'x' = nan"):
+        draw_runs({"a": run_series(RECORDS)}, references={"x": float("nan")})

@@ -63,3 +63,26 @@ def test_shipped_weights_reproduce_the_logged_validation_bpc(name):
                   batch_size=opts["batch_size"])
     assert ev["bpc"] == pytest.approx(logged["val_bpc"], rel=1e-5)
     assert np.isfinite(ev["loss"]) and ev["loss"] == pytest.approx(logged["val_loss"], rel=1e-5)
+
+
+def test_thin_log_keeps_every_evaluation_and_every_fifth_step():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from ship_model import thin_log
+
+    records = [{"step": s, "loss": 1.0, "lr": 0.1, "grad_norm": 1.0, "tokens_per_s": 9.0}
+               for s in range(1, 38)]
+    records[22]["val_bpc"] = 2.5  # step 23: an evaluation
+    kept = [r["step"] for r in thin_log(records)]
+    assert kept == list(range(1, 11)) + [15, 20, 23, 25, 30, 35, 37]
+
+
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_shipped_logs_are_thinned_below_the_line_limit(name):
+    log = read_log(shipped_path(name))
+    assert len(log) < 1000
+    steps = [r["step"] for r in log]
+    assert steps == sorted(steps) and all(s <= 10 or s % 5 == 0 or "val_bpc" in r or r is log[-1]
+                                          for s, r in zip(steps, log))
+    assert sum("val_bpc" in r for r in log) == steps[-1] // 100  # every 100th step was evaluated

@@ -26,11 +26,14 @@ class Dashboard:
     record: the dict a run logs (step, loss, lr, grad_norm and, at evaluations, val_bpc and
     firing_rates). A record without "step" (numpy_impl.train's callback) gets step + 1.
     live=None shows the widget only inside a notebook; live=False only collects (tests).
+    references: {label: bpc}, dashed lines on the validation panel (baselines.log_references:
+    count n-grams scored on the same held-out text), so the curve is read against them.
     """
 
-    def __init__(self, label="run", every=10, live=None):
+    def __init__(self, label="run", every=10, live=None, references=None):
         check_range("every", every, 1, kind=int)
         self.label, self.every, self.records = label, every, []
+        self.references = dict(references or {})
         self.live = in_notebook() if live is None else live
         self.out = None
         if self.live:
@@ -51,7 +54,7 @@ class Dashboard:
 
     def figure(self):
         """A new matplotlib figure of the current data (the caller closes it)."""
-        return draw_runs({self.label: self.data()})
+        return draw_runs({self.label: self.data()}, references=self.references)
 
     def redraw(self):
         import matplotlib.pyplot as plt

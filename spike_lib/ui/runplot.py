@@ -53,8 +53,12 @@ def run_series(records) -> dict:
     return out
 
 
-def draw_runs(series: dict, fig=None):
-    """Draw {label: run_series(...)} on a 2 x 2 grid: loss, val BPC, lr, firing rates vs step."""
+def draw_runs(series: dict, fig=None, references=None):
+    """Draw {label: run_series(...)} on a 2 x 2 grid: loss, val BPC, lr, firing rates vs step.
+
+    references: {label: bpc} drawn as dashed horizontal lines on the validation panel (count
+    n-grams on the same text, baselines.log_references), so a curve is read against them.
+    """
     import matplotlib.pyplot as plt
 
     if fig is None:
@@ -68,6 +72,11 @@ def draw_runs(series: dict, fig=None):
         for j, (block, values) in enumerate(s["rates"].items()):
             ax_rate.plot(s["val_step"], values, marker="o", ms=3, color=color,
                          ls=("-", "--", ":", "-.")[j % 4], label=f"{label}: {block}")
+    for j, (label, bpc) in enumerate((references or {}).items()):
+        if not (isinstance(bpc, (int, float)) and math.isfinite(bpc)):
+            raise ValueError(f"reference {label!r} = {bpc!r}: give a finite bits per character")
+        ax_bpc.axhline(bpc, ls=(0, (4, 2 + 2 * j)), lw=1, color=("0.45", "black", "0.7")[j % 3],
+                       label=f"{label} ({bpc:.3f})")
     titles = (("Training loss", "loss (nats/token)"), ("Validation", "bits per character"),
               ("Learning rate", "lr"), ("Firing rate per block", "spikes / neuron / timestep"))
     for ax, (title, ylabel) in zip((ax_loss, ax_bpc, ax_lr, ax_rate), titles):
