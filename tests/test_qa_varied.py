@@ -70,3 +70,22 @@ def test_excluded_articles_are_skipped():
 @pytest.mark.parametrize("fact", sorted(QUESTIONS))
 def test_every_fact_type_has_several_phrasings(fact):
     assert len(set(QUESTIONS[fact])) >= 4 and fact in FACT_TYPES
+
+
+def test_rich_records_are_valid_spans_with_more_prose_and_phrasings():
+    from spike_lib.data.qa_varied import MORE_QUESTIONS
+
+    plain = varied_records(kenya_records(), n_contexts=8, seed=2)
+    rich = varied_records(kenya_records(), n_contexts=8, seed=2, rich=True)
+    background = ("Kenya has a long history.", "It was a colony.", "Nairobi grew fast.")
+    for rec in rich:
+        assert record_problem(rec) == ""
+        assert any(b in rec["context"] for b in background)  # 1-3 background sentences each
+        fact = next(k for k, v in FACT_TYPES.items() if v == rec["type"])
+        assert rec["question"] in [q.format(N="Kenya") for q in QUESTIONS[fact] + MORE_QUESTIONS[fact]]
+    assert any(rec["context"].startswith(background) for rec in rich)  # prose first, sometimes
+    assert {r["question"] for r in rich} & {q.format(N="Kenya") for v in MORE_QUESTIONS.values()
+                                            for q in v}
+    prose = lambda recs: sum(sum(b in r["context"] for b in background) for r in recs) / len(recs)
+    assert prose(rich) > prose(plain)
+    assert set(MORE_QUESTIONS) == set(QUESTIONS)

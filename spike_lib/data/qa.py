@@ -384,6 +384,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--split", default="train", choices=SPLITS, help="claude: corpus split")
     parser.add_argument("--limit", type=int, default=3, help="claude: number of articles")
     parser.add_argument("--model", default=None, help="claude: model (else $SPIKE_CLAUDE_MODEL)")
+    parser.add_argument("--rich", action="store_true", help="varied: more phrasings, facts inside "
+                        "descriptive clauses, more background prose")
+    parser.add_argument("--contexts", type=int, default=3, help="varied: contexts per article")
 
 
 def run(args):
@@ -401,7 +404,11 @@ def run(args):
             raise ValueError("qa varied needs an output file: python -m spike_lib qa varied "
                              "/tmp/varied_train.jsonl")
         test = {r["article"] for r in load_qa(QA_DIR / "paraphrase.jsonl")}
-        return {"records": build_varied(QA_DIR / "train.jsonl", args.path, exclude=test)}
+        from spike_lib.core.config import check_range
+
+        check_range("--contexts", args.contexts, 1, 100, kind=int)
+        return {"records": build_varied(QA_DIR / "train.jsonl", args.path, args.contexts,
+                                        exclude=test, rich=args.rich)}
     from spike_lib.data.corpus import load_corpus
     from spike_lib.data.qa_claude import ClaudeQA
 

@@ -243,6 +243,71 @@ QUESTIONS = {
               "In what country did the discovery of {N} take place?", "Where was {N} found?"),
 }
 
+# rich=True adds these phrasings and the sentence styles of _rich_sentence (a clause of
+# description around the fact, as encyclopaedia prose has), and more of the article's background
+MORE_QUESTIONS = {
+    "capital": ("Which city is the centre of government in {N}?", "What is the main administrative "
+                "city of {N}?", "Where does the parliament of {N} meet?", "Which city hosts the "
+                "government of {N}?", "What is the political centre of {N}?"),
+    "government": ("How is {N} governed?", "What type of government rules {N}?",
+                   "What sort of political order does {N} have?", "What is {N}'s form of rule?"),
+    "independence": ("When did {N} become an independent state?", "On what day did {N} win "
+                     "self-rule?", "What is the date of {N}'s independence?",
+                     "When did {N} stop being a colony?"),
+    "population": ("How many people call {N} home?", "What is the number of inhabitants of {N}?",
+                   "How big is the population of {N}?", "How many citizens and residents does "
+                   "{N} have?", "How many live in {N}?"),
+    "area": ("How big is {N}?", "What is the total area of {N}?", "How much ground does {N} "
+             "take up?", "What is {N}'s extent in square kilometres?"),
+    "point": ("What is the highest place in {N}?", "Which mountain tops {N}?", "What is the "
+              "loftiest point of {N}?", "Name the summit that is highest in {N}."),
+    "elevation": ("What is the elevation of {N}'s highest point?", "How high is the top of "
+                  "{N}?", "What height does the summit of {N} reach?"),
+    "currency": ("What currency does {N} use?", "What is the legal tender of {N}?",
+                 "Which money circulates in {N}?", "What do people in {N} spend?"),
+    "symbol": ("What is the chemical symbol of {N}?", "How is {N} written in a formula?",
+               "What short form is used for {N}?"),
+    "number": ("What is the atomic number of {N}?", "How many protons does an atom of {N} have?",
+               "What number does {N} carry in the periodic table?"),
+    "series": ("What kind of element is {N}?", "To which group of elements does {N} belong?",
+               "In which family is {N} placed?"),
+    "discoverer": ("Who discovered {N}?", "Who was the first to isolate {N}?",
+                   "By whom was {N} first identified?"),
+    "year": ("When was {N} discovered?", "In which year was {N} isolated?",
+             "What year saw the discovery of {N}?"),
+    "place": ("Where was {N} discovered?", "In which country was {N} isolated?",
+              "Where did the discovery of {N} happen?"),
+}
+
+
+def _rich_sentence(category, fact, v, N, rnd):
+    """A fact inside a clause of description (None: use the plain styles)."""
+    styles = {
+        "capital": ((f"{v}, its largest city, has been the capital for a long time.", v),
+                    (f"Set on a river, {v} became the capital of {N}.", v),
+                    (f"The government sits in {v}, a city of old streets and markets.", v)),
+        "population": (lambda ph, a: ((f"Today {ph} people live in {N}, most of them in towns.", a),
+                                      (f"With {ph} inhabitants, {N} is busy and young.", a))),
+        "currency": ((f"Shoppers in {N} pay in {v}, and banks change other money.", v),
+                     (f"The {singular(v)}, printed by the central bank, is used everywhere.",
+                      singular(v))),
+        "point": ((f"{v}, often covered in snow, is the highest point.", v),
+                  (f"Walkers climb {v}, the highest mountain, in summer.", v)),
+        "discoverer": ((f"Working in a small laboratory, {v} first isolated {N}.", v),
+                       (f"It was {v} who, after long experiments, identified {N}.", v)),
+        "series": ((f"Like the rest of the {v}, {N} shares many of its properties.", v),),
+        "year": ((f"In {v}, after careful experiments, {N} was first described.", v),),
+        "place": ((f"The discovery was made in {v}, in a university laboratory.", v),),
+    }
+    choice = styles.get(fact)
+    if choice is None or rnd.random() < 0.5:
+        return None
+    if fact == "population":
+        phrase, ans = spelled_millions(int(v.replace(",", "")), rnd)
+        return rnd.choice(choice(phrase, ans))
+    return rnd.choice(choice)
+
+
 DISTRACTORS = {
     "geography": ("Tourism has grown steadily since 1990.", "The largest port handles 3 million "
                   "containers a year.", "Winters in the north are cold and dry.",
@@ -257,10 +322,12 @@ DISTRACTORS = {
 
 
 # ---------------------------------------------------------------- records
-def varied_records(records, n_contexts=3, max_facts=4, seed=0, exclude=()) -> list:
+def varied_records(records, n_contexts=3, max_facts=4, seed=0, exclude=(), rich=False) -> list:
     """Varied records from template records: n_contexts contexts per article, each with up to
     max_facts facts (shuffled, with background and distractor sentences) and a question on each
-    fact in a random phrasing; articles named in exclude are skipped."""
+    fact in a random phrasing; articles named in exclude are skipped. rich=True: more question
+    phrasings (MORE_QUESTIONS), facts inside descriptive clauses half the time, and 1-3 of the
+    article's background sentences, one of them often first (prose that is not an answer)."""
     rnd = random.Random(seed)
     out = []
     for (category, article), art in sorted(template_facts(records).items()):
@@ -269,28 +336,34 @@ def varied_records(records, n_contexts=3, max_facts=4, seed=0, exclude=()) -> li
         facts = sorted(art["facts"].items())
         for c in range(n_contexts):
             chosen = rnd.sample(facts, min(len(facts), rnd.randint(2, max_facts)))
-            out += _one_context(category, article, chosen, art["background"], rnd, c)
+            out += _one_context(category, article, chosen, art["background"], rnd, c, rich)
     return out
 
 
-def _one_context(category, article, chosen, background, rnd, c) -> list:
+def _one_context(category, article, chosen, background, rnd, c, rich=False) -> list:
     write = _geo_sentences if category == "geography" else _chem_sentences
     pronoun = "the country" if category == "geography" else "the element"
     sentences, answers = [], []
     for k, (fact, value) in enumerate(chosen):
         name = article if k == 0 or rnd.random() < 0.6 else pronoun
-        sentence, answer = write(fact, value, name, rnd)
+        rich_one = _rich_sentence(category, fact, value, name, rnd) if rich else None
+        sentence, answer = rich_one or write(fact, value, name, rnd)
         if sentence.startswith(answer):  # the capital letter below becomes part of the answer
             answer = answer[:1].upper() + answer[1:]
         sentences.append(sentence[:1].upper() + sentence[1:])
         answers.append((fact, answer, len(sentences) - 1))
     order = list(range(len(sentences)))
     rnd.shuffle(order)
-    extra = rnd.sample(background[:3], min(len(background[:3]), rnd.randint(0, 1)))
-    extra += rnd.sample(DISTRACTORS[category], rnd.randint(0, 2))
+    if rich:
+        extra = rnd.sample(background, min(len(background), rnd.randint(1, 3)))
+    else:
+        extra = rnd.sample(background[:3], min(len(background[:3]), rnd.randint(0, 1)))
+    lead = extra[:1] if rich and rnd.random() < 0.5 else []
+    extra = extra[len(lead):] + rnd.sample(DISTRACTORS[category], rnd.randint(0, 2))
     body = [sentences[i] for i in order]
     for s in extra:
         body.insert(rnd.randint(0, len(body)), s)
+    body = lead + body
     if not any(article in s for s in body[:1]):
         body.insert(0, rnd.choice((f"This note is about {article}.", f"{article} in brief.",
                                    f"Some facts about {article}.")))
@@ -298,7 +371,8 @@ def _one_context(category, article, chosen, background, rnd, c) -> list:
     out = []
     for fact, answer, i in answers:
         where = context.index(sentences[i]) + sentences[i].index(answer)
-        question = rnd.choice(QUESTIONS[fact]).format(N=article)
+        bank = QUESTIONS[fact] + (MORE_QUESTIONS[fact] if rich else ())
+        question = rnd.choice(bank).format(N=article)
         slug = re.sub(r"[^a-z0-9]+", "-", f"{category} {article}".lower()).strip("-")
         rec = make_record(f"varied-{slug}-{c}-{fact}", context, question, answer, where,
                           category, article, "varied")
@@ -307,10 +381,10 @@ def _one_context(category, article, chosen, background, rnd, c) -> list:
     return out
 
 
-def build_varied(train_path, out_path, n_contexts=3, seed=0, exclude=()) -> int:
+def build_varied(train_path, out_path, n_contexts=3, seed=0, exclude=(), rich=False) -> int:
     """Write the varied records of a template split to out_path; return their number."""
     from spike_lib.data.qa import write_jsonl
 
-    recs = varied_records(load_qa(train_path), n_contexts, seed=seed, exclude=exclude)
+    recs = varied_records(load_qa(train_path), n_contexts, seed=seed, exclude=exclude, rich=rich)
     write_jsonl(out_path, recs)
     return len(recs)
