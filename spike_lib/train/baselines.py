@@ -221,13 +221,15 @@ def score_text_ids(lm, tok, ids, block_size=128, context_tokens=None) -> dict:
 ORDER_NAMES = {1: "unigram", 2: "bigram", 3: "trigram", 4: "4-gram", 5: "5-gram"}
 
 
-def log_references(tok, val_tokens, block_size=128, orders=(2, 3), train_ids=None) -> dict:
+def log_references(tok, val_tokens, block_size=128, orders=(2, 3), train_ids=None,
+                   val_docs=None) -> dict:
     """Kneser-Ney n-grams on the slice the training logs score (heldout_ids(tok, val_tokens)):
     {"KN bigram": bpc, "KN trigram": bpc}, the reference lines of a validation BPC plot
-    (Dashboard(references=...), draw_runs). train_ids: the ids to count (the training split)."""
+    (Dashboard(references=...), draw_runs). train_ids: the ids to count (default: the training
+    split); val_docs: the documents a run validated on (train_run's val_docs; default: val split)."""
     from spike_lib.train.heldout import heldout_ids
 
-    ids = heldout_ids(tok, val_tokens)
+    ids = heldout_ids(tok, val_tokens, docs=val_docs)
     stream = training_ids(tok) if train_ids is None else train_ids
     n_chars = max(1, len(tok.decode(ids[1:].tolist())))
     return {f"KN {ORDER_NAMES[o]}": evaluate_ngram(NGramLM(o, tok.vocab_size, "kn").fit(stream), ids,
