@@ -55,6 +55,35 @@ def cross_entropy(logits, targets, ignore_index=None):
     return loss, dz.reshape(logits.shape).astype(logits.dtype)
 
 
+
+def weighted_cross_entropy(logits, targets, weights):
+    """sum_i w_i CE_i over positions i; returns (loss, dlogits = w_i (softmax_i - onehot_i)).
+
+    weights (...) as targets; a position of weight 0 counts in neither (its target may be
+    IGNORE_INDEX). With w_i = 1/N on N positions this is cross_entropy's mean.
+    """
+    logits, targets = np.asarray(logits), np.asarray(targets)
+    weights = np.asarray(weights)
+    if logits.shape[:-1] != targets.shape or targets.shape != weights.shape:
+        raise ValueError(f"logits {logits.shape}, targets {targets.shape} and weights "
+                         f"{weights.shape} disagree: targets and weights must have the shape "
+                         "of logits without the last (class) axis")
+    n_cls = logits.shape[-1]
+    z = logits.reshape(-1, n_cls)
+    t, w = targets.reshape(-1), weights.reshape(-1).astype(logits.dtype)
+    keep = w != 0
+    if np.any((t[keep] < 0) | (t[keep] >= n_cls)):
+        raise ValueError(f"targets of a nonzero weight must lie in [0, {n_cls - 1}]")
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    tk = np.where(keep, t, 0)
+    rows = np.arange(t.size)
+    loss = -float((w * logp[rows, tk]).sum())
+    dz = np.exp(logp)
+    dz[rows, tk] -= 1.0
+    dz *= w[:, None]
+    return loss, dz.reshape(logits.shape).astype(logits.dtype)
+
 def bits_per_char(total_nats, n_chars) -> float:
     """Bits per character: total nats / (ln 2 x characters), comparable across tokenizers."""
     check_range("n_chars", n_chars, 1, kind=int)

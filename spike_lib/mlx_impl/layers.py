@@ -133,3 +133,21 @@ def cross_entropy(logits, targets, ignore_index=None):
     nll = -mx.take_along_axis(logp, tk[..., None], axis=-1)[..., 0]
     n = mx.maximum(keep.sum(), 1).astype(logits.dtype)
     return (nll * keep.astype(logits.dtype)).sum() / n
+
+
+def weighted_cross_entropy(logits, targets, weights):
+    """sum_i w_i CE_i (a scalar), as spike_lib.core.scoring.weighted_cross_entropy; positions
+    of weight 0 count in neither (their target may be IGNORE_INDEX)."""
+    targets = mx.array(targets)
+    weights = (weights.astype(logits.dtype) if isinstance(weights, mx.array)
+               else mx.array(np.asarray(weights), dtype=logits.dtype))  # no float32 detour
+    if tuple(logits.shape[:-1]) != tuple(targets.shape) or targets.shape != weights.shape:
+        raise ValueError(
+            f"logits {tuple(logits.shape)}, targets {tuple(targets.shape)} and weights "
+            f"{tuple(weights.shape)} disagree: targets and weights must have the shape of "
+            "logits without the last (class) axis"
+        )
+    tk = mx.where(weights != 0, targets, 0)
+    logp = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+    nll = -mx.take_along_axis(logp, tk[..., None], axis=-1)[..., 0]
+    return (nll * weights).sum()

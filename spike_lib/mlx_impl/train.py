@@ -16,7 +16,7 @@ from spike_lib.core.config import check_range
 from spike_lib.core.energy import train_step_flops
 from spike_lib.core.training import TrainingDiverged, cosine_lr, median_seconds, token_weight
 from spike_lib.data.batches import IGNORE_INDEX, as_batches
-from spike_lib.mlx_impl.layers import cross_entropy
+from spike_lib.mlx_impl.layers import cross_entropy, weighted_cross_entropy
 
 
 def average_over_ranks(loss, grads, n_tokens, group):
@@ -80,6 +80,12 @@ def loss_fn(model, x, y):
     return cross_entropy(model(x), y, ignore_index=IGNORE_INDEX)
 
 
+def weighted_loss_fn(model, x, y, w):
+    """sum(w * cross-entropy) of the next-token logits: per-position weights (B, L), e.g. the
+    answer and context weights of spike_lib.train.prompt.qa_batch."""
+    return weighted_cross_entropy(model(x), y, w)
+
+
 def loss_and_grads(model, x, y):
     """(loss, grads): grads is a tree shaped like model.parameters() (MLX autodiff)."""
     return nn.value_and_grad(model, loss_fn)(model, x, y)
@@ -90,10 +96,12 @@ def grad_norm(grads) -> mx.array:
     return mx.sqrt(sum(mx.square(g).sum() for _, g in tree_flatten(grads)))
 
 
-def make_step(model, optimizer, clip=1.0, compile=True, group=None):
+def make_step(model, optimizer, clip=1.0, compile=True, group=None, objective=None):
     """One training step step(x, y) -> (loss, grad_norm), compiled with mx.compile by default.
 
     x, y: (B, L) token ids and targets (NumPy arrays are checked, then converted).
+    objective(model, x, y, *extra): the loss (default loss_fn); step(x, y, *extra) passes the
+    extra arrays on, e.g. objective=weighted_loss_fn and step(x, y, w).
     group: an mx.distributed group of R > 1 processes, each passing its slice of one global
     batch: the loss and gradients are averaged over the ranks (spike_lib.train.distributed,
     weighted by token counts) inside the compiled step, before clipping, so the clipped norm
@@ -104,13 +112,16 @@ def make_step(model, optimizer, clip=1.0, compile=True, group=None):
     non-finite loss or gradient norm leaves the weights as they were (selected with mx.where);
     the optimizer's moments are not restored, so build a new optimizer before going on.
     """
+    if objective is not None and group is not None and group.size() > 1:
+        raise ValueError("make_step averages a token-mean loss over ranks: a custom objective "
+                         "with a distributed group is not supported; train on one process")
     optimizer.init(model.trainable_parameters())
     state = [model.state, optimizer.state, mx.random.state]
-    value_and_grad = nn.value_and_grad(model, loss_fn)
+    value_and_grad = nn.value_and_grad(model, objective or loss_fn)
 
     def build():
-        def step(x, y):
-            loss, grads = value_and_grad(model, x, y)
+        def step(x, y, *extra):
+            loss, grads = value_and_grad(model, x, y, *extra)
             if group is not None and group.size() > 1:
                 n_tokens = (y != IGNORE_INDEX).sum().astype(mx.float32)
                 loss, grads = average_over_ranks(loss, grads, n_tokens, group)
@@ -129,22 +140,26 @@ def make_step(model, optimizer, clip=1.0, compile=True, group=None):
 
     traced = {}  # a trace bakes in Python flags such as model.training: one trace per mode
 
-    def checked(x, y):
+    def checked(x, y, *extra):
         if not isinstance(x, mx.array):  # token ids in range, read before the compiled step
             x = model.check_idx(x)
         if model.training not in traced:
             traced[model.training] = build()
         fn = traced[model.training]
-        return fn(x, y if isinstance(y, mx.array) else mx.array(np.asarray(y)))
+        y, *extra = (a if isinstance(a, mx.array) else mx.array(np.asarray(a)) for a in (y, *extra))
+        return fn(x, y, *extra)
 
     return checked
 
 
-def train_step(step, optimizer, x, y, lr=None) -> dict:
-    """Run step (from make_step) on one batch; sets the learning rate first; checks for NaN."""
+def train_step(step, optimizer, x, y, lr=None, weights=None) -> dict:
+    """Run step (from make_step) on one batch; sets the learning rate first; checks for NaN.
+
+    weights: passed on as step(x, y, weights) (a step made with objective=weighted_loss_fn).
+    """
     if lr is not None:
         optimizer.learning_rate = lr
-    loss, norm = step(x, y)
+    loss, norm = step(x, y) if weights is None else step(x, y, weights)
     mx.eval(loss, norm)
     loss, norm = loss.item(), norm.item()
     if not math.isfinite(loss) or not math.isfinite(norm):

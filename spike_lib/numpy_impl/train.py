@@ -10,18 +10,28 @@ import numpy as np
 from spike_lib.core import checkpoint_format
 from spike_lib.core.config import check_range
 from spike_lib.core.energy import train_step_flops
-from spike_lib.core.scoring import as_ids, bits_per_char, cross_entropy, evaluate  # noqa: F401
+from spike_lib.core.scoring import (  # noqa: F401
+    as_ids,
+    bits_per_char,
+    cross_entropy,
+    evaluate,
+    weighted_cross_entropy,
+)
 from spike_lib.core.training import TrainingDiverged, median_seconds
 from spike_lib.data.batches import IGNORE_INDEX, as_batches
 from spike_lib.numpy_impl.optim import AdamW, clip_grad_norm, cosine_lr
 
 
-def train_step(model, opt, x, y, lr=None, clip=1.0) -> dict:
+def train_step(model, opt, x, y, lr=None, clip=1.0, weights=None) -> dict:
     """Forward, loss, backward, clip, AdamW update. Raises TrainingDiverged before a bad update.
 
     Targets equal to IGNORE_INDEX (-1, e.g. a metadata prefix) count neither in loss nor grad.
+    weights (B, L): the loss is sum(weights * CE) instead of the mean (weighted_cross_entropy).
     """
-    loss, dlogits = cross_entropy(model(x), y, ignore_index=IGNORE_INDEX)
+    if weights is None:
+        loss, dlogits = cross_entropy(model(x), y, ignore_index=IGNORE_INDEX)
+    else:
+        loss, dlogits = weighted_cross_entropy(model(x), y, weights)
     if not math.isfinite(loss):
         raise TrainingDiverged(f"the loss is {loss}")
     model.zero_grad()

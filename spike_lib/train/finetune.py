@@ -1,4 +1,5 @@
-"""Fine-tuning on extractive QA: the prompt format, answer-only loss, and three strategies.
+"""Fine-tuning on extractive QA: QA files, the loss on the answer (optionally plus the context's
+language-model loss), and three strategies. The prompt format lives in spike_lib.train.prompt.
 
 Strategies: "full" (every weight), "freeze" (the embeddings and the first k blocks frozen) and
 "lora" (rank-r adapters on the attention, optionally MLP, projections; everything else frozen).
@@ -13,13 +14,24 @@ from pathlib import Path
 import numpy as np
 
 from spike_lib.core.config import check_choice, check_range
-from spike_lib.data.batches import IGNORE_INDEX
 from spike_lib.data.qa import answer_span, answer_texts  # noqa: F401 - the QA record format
+from spike_lib.train.prompt import (  # noqa: F401 - the prompt format, kept importable here
+    ANSWER_TOKENS,
+    ORDERS,
+    PROMPT,
+    PROMPTS,
+    STOP,
+    answer_batch,
+    check_context_loss,
+    check_order,
+    encode_example,
+    encode_examples,
+    fit_context,
+    format_prompt,
+    qa_batch,
+)
 
-PROMPT = "Context: {context}\nQuestion: {question}\nAnswer:"
-STOP = "\n"  # the answer ends with a newline: the model learns to stop there
 METHODS = ("full", "freeze", "lora")
-ANSWER_TOKENS = 16  # tokens reserved for the answer (and its newline) inside the block
 QA_FIELDS = ("context", "question", "answers")
 TRAIN_FILE = Path(__file__).resolve().parents[2] / "data" / "qa" / "train.jsonl"
 
@@ -86,90 +98,6 @@ def load_qa_file(path, limit=None) -> list:
     return records
 
 
-# ---------------------------------------------------------------- prompt format
-def format_prompt(context, question) -> str:
-    """'Context: ...\\nQuestion: ...\\nAnswer:'; the answer follows as ' <answer>\\n'."""
-    return PROMPT.format(context=context, question=question)
-
-
-def fit_context(tok, context, question, max_tokens):
-    """(kept context, prompt ids): the longest run of leading words of context that fits.
-
-    The prompt's tokens must number at most max_tokens; the tail of the context is cut at a
-    word boundary. ValueError if even the question alone does not fit.
-    """
-    ids = tok.encode(format_prompt(context, question))
-    if len(ids) <= max_tokens:
-        return context, ids
-    words = context.split(" ")
-    lo, hi = 0, len(words) - 1  # binary search the number of words kept
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if len(tok.encode(format_prompt(" ".join(words[:mid]), question))) <= max_tokens:
-            lo = mid
-        else:
-            hi = mid - 1
-    kept = " ".join(words[:lo])
-    ids = tok.encode(format_prompt(kept, question))
-    if len(ids) > max_tokens:
-        raise ValueError(f"the question {question[:60]!r} alone needs {len(ids)} prompt tokens, "
-                         f"more than the {max_tokens} the block leaves: shorten it or lower "
-                         "answer_tokens")
-    return kept, ids
-
-
-def encode_example(tok, rec, block_size, answer_tokens=ANSWER_TOKENS) -> dict:
-    """Prompt and answer ids of one record, the context cut so both fit in block_size + 1.
-
-    Returns prompt (ids), answer (ids of ' <answer>\\n'), truncated (the context was cut) and
-    answer_kept (the gold answer span is still inside the kept context).
-    """
-    check_range("answer_tokens", answer_tokens, 2, block_size, kind=int)
-    kept, prompt = fit_context(tok, rec["context"], rec["question"],
-                               block_size + 1 - answer_tokens)
-    _, end = answer_span(rec)
-    return {"prompt": prompt, "answer": tok.encode(f" {answer_texts(rec)[0]}{STOP}"),
-            "truncated": len(kept) < len(rec["context"]), "answer_kept": end <= len(kept)}
-
-
-def encode_examples(tok, records, block_size, answer_tokens=ANSWER_TOKENS) -> tuple:
-    """(training examples, counts): examples whose answer was cut away or is longer than
-    answer_tokens are skipped and counted."""
-    out, counts = [], {"records": len(records), "kept": 0, "truncated": 0, "answer_cut": 0,
-                       "answer_too_long": 0}
-    for rec in records:
-        ex = encode_example(tok, rec, block_size, answer_tokens)
-        counts["truncated"] += ex["truncated"]
-        if not ex["answer_kept"]:
-            counts["answer_cut"] += 1
-        elif len(ex["answer"]) > answer_tokens:
-            counts["answer_too_long"] += 1
-        else:
-            out.append(ex)
-    counts["kept"] = len(out)
-    return out, counts
-
-
-def answer_batch(examples, block_size, pad_id) -> tuple:
-    """(x, y) of shape (B, block_size): prompt + answer, with targets only on the answer.
-
-    Row b holds seq = prompt + answer, x = seq[:-1] padded with pad_id, y[j] = seq[j + 1] where
-    seq[j + 1] is an answer token and IGNORE_INDEX elsewhere, so the loss (the mean
-    cross-entropy over non-ignored targets) is the mean over answer tokens only (Eq. 9.1).
-    """
-    x = np.full((len(examples), block_size), pad_id, dtype=np.int64)
-    y = np.full((len(examples), block_size), IGNORE_INDEX, dtype=np.int64)
-    for b, ex in enumerate(examples):
-        seq = list(ex["prompt"]) + list(ex["answer"])
-        if len(seq) > block_size + 1:
-            raise ValueError(f"example {b} has {len(seq)} tokens, more than block_size + 1 = "
-                             f"{block_size + 1}: encode it with encode_example")
-        n_p = len(ex["prompt"])
-        x[b, : len(seq) - 1] = seq[:-1]
-        y[b, n_p - 1: len(seq) - 1] = seq[n_p:]
-    return x, y
-
-
 # ---------------------------------------------------------------- strategies
 def is_mlx(model) -> bool:
     return type(model).__module__.startswith("spike_lib.mlx_impl")
@@ -210,30 +138,36 @@ def setup_strategy(model, method, freeze_layers=None, rank=8, alpha=16.0, target
 
 
 def finetune(model, tok, examples, trainable, steps=100, batch_size=16, lr=1e-3, warmup=10,
-             weight_decay=0.0, clip=1.0, seed=0, callback=None, compile=True) -> dict:
-    """Train the parameters named in `trainable` on answer-only loss; the rest never changes.
+             weight_decay=0.0, clip=1.0, seed=0, callback=None, compile=True,
+             context_loss=0.0) -> dict:
+    """Train the parameters named in `trainable` on the answer's loss; the rest never changes.
 
-    examples: from encode_examples. Batches are drawn at random (seeded). Works on either
-    backend (the MLX step is compiled unless compile=False: for a handful of steps compiling
-    costs more than it saves). Returns a history: step, loss, lr, seconds.
+    examples: from encode_examples (either prompt order). context_loss = lambda > 0 adds
+    lambda times the mean cross-entropy over the prompt's context tokens (qa_batch); 0 is the
+    answer-only loss of Eq. 9.1, computed exactly as before. Batches are drawn at random
+    (seeded). Works on either backend (the MLX step is compiled unless compile=False: for a
+    handful of steps compiling costs more than it saves). Returns a history: step, loss (the
+    whole objective), lr, seconds.
     """
     from spike_lib.numpy_impl.optim import cosine_lr
 
     check_range("steps", steps, 1, kind=int)
     check_range("batch_size", batch_size, 1, kind=int)
+    lam = check_context_loss(context_loss)
     if not examples:
         raise ValueError("no training examples: every record was skipped (see encode_examples)")
     rng = np.random.default_rng(seed)
     block, pad = model.cfg.block_size, tok.eot_id
     if is_mlx(model):
-        from spike_lib.mlx_impl.train import AdamW, make_step, train_step
+        from spike_lib.mlx_impl.train import AdamW, make_step, train_step, weighted_loss_fn
 
         opt = AdamW(lr, weight_decay=weight_decay)
         model.train(True)
-        step_fn = make_step(model, opt, clip, compile)
+        step_fn = make_step(model, opt, clip, compile, objective=weighted_loss_fn if lam else None)
 
-        def one_step(x, y, lr_t):
-            return train_step(step_fn, opt, x, y, lr_t)["loss"]
+        def one_step(x, y, w, lr_t):
+            w = None if w is None else w.astype(np.float32)
+            return train_step(step_fn, opt, x, y, lr_t, weights=w)["loss"]
     else:
         from spike_lib.numpy_impl.lora import Trainable
         from spike_lib.numpy_impl.optim import AdamW
@@ -243,16 +177,20 @@ def finetune(model, tok, examples, trainable, steps=100, batch_size=16, lr=1e-3,
         opt = AdamW(view, lr=lr, weight_decay=weight_decay)
         model.train(True)
 
-        def one_step(x, y, lr_t):
-            return train_step(view, opt, x, y, lr_t, clip)["loss"]
+        def one_step(x, y, w, lr_t):
+            return train_step(view, opt, x, y, lr_t, clip, weights=w)["loss"]
 
     hist = {"step": [], "loss": [], "lr": []}
     start = time.perf_counter()
     for step in range(steps):
         idx = rng.choice(len(examples), size=min(batch_size, len(examples)), replace=False)
-        x, y = answer_batch([examples[i] for i in idx], block, pad)
+        batch = [examples[i] for i in idx]
+        if lam:
+            x, y, w = qa_batch(batch, block, pad, lam)
+        else:  # Eq. 9.1 exactly: the mean over answer tokens
+            (x, y), w = answer_batch(batch, block, pad), None
         lr_t = cosine_lr(step, lr, min(warmup, steps - 1), steps, lr * 0.1)
-        loss = one_step(x, y, lr_t)
+        loss = one_step(x, y, w, lr_t)
         for key, value in (("step", step), ("loss", loss), ("lr", lr_t)):
             hist[key].append(value)
         if callback is not None:
@@ -302,6 +240,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--answer-tokens", type=int, default=ANSWER_TOKENS,
                         help=f"tokens reserved for the answer ({ANSWER_TOKENS})")
     parser.add_argument("--seed", type=int, default=0, help="adapters and batches (0)")
+    parser.add_argument("--prompt-order", choices=ORDERS, default="context",
+                        help="generate: context first (context, chapter 9's format) or question "
+                             "first (question: every context token reads the question)")
+    parser.add_argument("--context-loss", type=float, default=0.0, metavar="LAMBDA",
+                        help="generate: add LAMBDA x the language-model loss on the context "
+                             "tokens (0: the answer only)")
     from spike_lib.train.span_qa import add_span_arguments
 
     add_span_arguments(parser)  # --head span|generate and the span head's options
@@ -325,11 +269,16 @@ def load_base(path, backend):
 def run(args) -> dict:
     from spike_lib.numpy_impl.lora import expand_targets, fingerprint, save_adapter
     from spike_lib.numpy_impl.train import TrainingDiverged
-
     from spike_lib.train.runfolder import check_out
 
     check_range("steps", args.steps, 1, kind=int)
+    order = check_order(getattr(args, "prompt_order", "context"), "--prompt-order")
+    lam = check_context_loss(getattr(args, "context_loss", 0.0), "--context-loss")
     if getattr(args, "head", "generate") == "span":
+        if order != "context" or lam:
+            raise ValueError("--prompt-order and --context-loss are options of --head generate: "
+                             "the span head always reads the question first and has no "
+                             "language-model loss; drop them or use --head generate")
         from spike_lib.train.span_qa import run_finetune
 
         return run_finetune(args)
@@ -339,18 +288,20 @@ def run(args) -> dict:
     check_out(args.out, "adapter" if args.method == "lora" else "checkpoint")  # before training
     model, tok, folder = load_base(args.checkpoint, args.backend)
     records = load_qa_file(args.train_file)
-    examples, counts = encode_examples(tok, records, model.cfg.block_size, args.answer_tokens)
+    examples, counts = encode_examples(tok, records, model.cfg.block_size, args.answer_tokens,
+                                       order)
     trainable = setup_strategy(model, args.method, args.freeze_layers, args.rank, args.alpha,
                                expand_targets(args.targets), np.random.default_rng(args.seed))
     lr = DEFAULT_LR[args.method] if args.lr is None else args.lr
     try:
         hist = finetune(model, tok, examples, trainable, args.steps, args.batch_size, lr,
-                        args.warmup, seed=args.seed)
+                        args.warmup, seed=args.seed, context_loss=lam)
     except TrainingDiverged as err:
         print(f"error: {err}; nothing was saved: lower --lr", file=sys.stderr)
         return 1
     base = fingerprint(folder)
     info = {"method": args.method, "steps": args.steps, "lr": lr, "batch_size": args.batch_size,
+            "prompt_order": order, "context_loss": lam,
             "final_loss": float(np.mean(hist["loss"][-10:])), "seconds": hist["seconds"],
             **count_params(model, trainable), **counts}
     if args.method == "lora":

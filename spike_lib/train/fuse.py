@@ -64,12 +64,15 @@ def run(args) -> dict:
     else:
         if not args.adapter:
             raise ValueError("fuse needs --adapter FOLDER (or a QA model folder as --checkpoint)")
+        from spike_lib.core.lora import read_adapter
         from spike_lib.train.qa_eval import load_model
 
         model, tok = load_model(args.checkpoint, args.adapter, "numpy")
         fused = fuse_model(model)
+        record = read_adapter(args.adapter)[0].get("finetune")  # its prompt order, for qa-eval
         save_checkpoint(args.out, fused, tok, meta={"fused_from": {
-            "base": fingerprint(args.checkpoint), "adapter": str(args.adapter)}})
+            "base": fingerprint(args.checkpoint), "adapter": str(args.adapter)},
+            **({"finetune": record} if record else {})})
         n = fused.num_params()
     return {"out": str(Path(args.out)), "params": int(n),
             "fused_layers": sum(name.endswith(".A") for name in model.state_dict())}

@@ -11,14 +11,15 @@ import numpy as np
 
 from spike_lib.core.config import check_range
 from spike_lib.data.batches import IGNORE_INDEX
-from spike_lib.train.finetune import (
+from spike_lib.train.finetune import answer_texts, load_qa_file
+from spike_lib.train.prompt import (
     ANSWER_TOKENS,
+    ORDERS,
     STOP,
     answer_batch,
-    answer_texts,
     encode_example,
     encode_examples,
-    load_qa_file,
+    resolve_prompt_order,
 )
 
 DERIVED_RATES = (".kv", ".out_in")  # products of spikes, not neurons (as in cmd_eval)
@@ -116,15 +117,17 @@ def firing_rate(model, prompts, n=16):
     return float(np.mean(rates)) if rates else None
 
 
-def answer_loss(model, tok, records, answer_tokens=ANSWER_TOKENS, batch_size=32):
+def answer_loss(model, tok, records, answer_tokens=ANSWER_TOKENS, batch_size=32,
+                order="context"):
     """Eq. 9.1 on records: mean nats per gold answer token given its prompt (None if none fit).
 
     Records whose answer was cut away or is longer than answer_tokens are left out, as in
-    training. Finer than exact match: it moves before greedy answers become right.
+    training; prompts in `order` (spike_lib.train.prompt). Finer than exact match: it moves
+    before greedy answers become right.
     """
     from spike_lib.numpy_impl.layers import cross_entropy
 
-    examples, _ = encode_examples(tok, records, model.cfg.block_size, answer_tokens)
+    examples, _ = encode_examples(tok, records, model.cfg.block_size, answer_tokens, order)
     total, count = 0.0, 0
     model.train(False)
     for b in range(0, len(examples), batch_size):
@@ -136,23 +139,25 @@ def answer_loss(model, tok, records, answer_tokens=ANSWER_TOKENS, batch_size=32)
     return total / count if count else None
 
 
-def evaluate_qa(model, tok, records, answer_tokens=ANSWER_TOKENS, batch_size=32) -> dict:
+def evaluate_qa(model, tok, records, answer_tokens=ANSWER_TOKENS, batch_size=32,
+                order="context") -> dict:
     """Exact match and F1 (in %, SQuAD-style) of the greedy answers to records.
 
-    Each context is cut (at a word) so that prompt + answer_tokens fit in the block, as in
+    Prompts are in `order` ("context" or "question" first, as the model was fine-tuned). Each
+    context is cut (at a word) so that prompt + answer_tokens fit in the block, as in
     training; questions whose gold answer was cut away still count (they are hard to get
     right): answer_cut says how many there were. Also returns answer_loss (Eq. 9.1 on the
     gold answers), the firing rate and the answers.
     """
     block = model.cfg.block_size
-    encoded = [encode_example(tok, rec, block, answer_tokens) for rec in records]
+    encoded = [encode_example(tok, rec, block, answer_tokens, order) for rec in records]
     prompts = [ex["prompt"] for ex in encoded]
     preds = greedy_answers(model, tok, prompts, answer_tokens, batch_size)
     em = [exact_match(p, answer_texts(r)) for p, r in zip(preds, records)]
     f1 = [f1_score(p, answer_texts(r)) for p, r in zip(preds, records)]
     return {"exact_match": 100.0 * float(np.mean(em)), "f1": 100.0 * float(np.mean(f1)),
             "n": len(records), "answer_cut": sum(not ex["answer_kept"] for ex in encoded),
-            "answer_loss": answer_loss(model, tok, records, answer_tokens, batch_size),
+            "answer_loss": answer_loss(model, tok, records, answer_tokens, batch_size, order),
             "firing_rate": firing_rate(model, prompts), "predictions": preds}
 
 
@@ -171,6 +176,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--answer-tokens", type=int, default=ANSWER_TOKENS,
                         help=f"most tokens per answer, generated or in a span ({ANSWER_TOKENS})")
     parser.add_argument("--batch-size", type=int, default=32, help="questions per forward pass")
+    parser.add_argument("--prompt-order", choices=ORDERS,
+                        help="generate: context or question first; default: the order the "
+                             "fine-tuned folder records (context for a base model)")
 
 
 def load_model(checkpoint, adapter=None, backend="mlx"):
@@ -195,12 +203,12 @@ def run(args) -> dict:
     from spike_lib.train.qa_baselines import score
 
     records = load_qa_file(args.qa_file, args.limit)
-    if span_qa.is_qa_folder(args.checkpoint):
+    qa_folder = span_qa.is_qa_folder(args.checkpoint)
+    if qa_folder:
         if args.adapter:
             raise ValueError(f"{args.checkpoint} is a QA model folder that holds its own "
                              "adapter: drop --adapter")
-        model, tok, info = span_qa.load_qa_model(args.checkpoint, args.backend)
-        head = info["head"]
+        head = span_qa.read_qa_config(args.checkpoint)["head"]
         if args.head not in (None, head):
             raise ValueError(f"{args.checkpoint} holds a {head} head, not a {args.head} head: "
                              f"drop --head or pass --head {head}")
@@ -210,11 +218,22 @@ def run(args) -> dict:
             raise ValueError(f"--head span needs a QA model folder with a trained span head "
                              f"(qa.json + head.npz, e.g. data/checkpoints/book-qa); "
                              f"{args.checkpoint} is a plain checkpoint: use --head generate")
-        model, tok = load_model(args.checkpoint, args.adapter, args.backend)
-    if head == "span":
-        res = span_qa.evaluate_span(model, tok, records, args.answer_tokens, args.batch_size)
+    flag = getattr(args, "prompt_order", None)
+    if head == "span" and flag is not None:
+        raise ValueError("--prompt-order is an option of the generate head: the span head "
+                         "always reads the question first; drop --prompt-order")
+    # the order the fine-tuned folder records, checked before the model is loaded
+    order = None if head == "span" else resolve_prompt_order(
+        flag, args.adapter or args.checkpoint, adapter=bool(args.adapter))
+    if qa_folder:
+        model, tok, _ = span_qa.load_qa_model(args.checkpoint, args.backend)
+        res = (span_qa.evaluate_span(model, tok, records, args.answer_tokens, args.batch_size)
+               if head == "span" else
+               evaluate_qa(model, tok, records, args.answer_tokens, args.batch_size, order))
     else:
-        res = evaluate_qa(model, tok, records, args.answer_tokens, args.batch_size)
+        model, tok = load_model(args.checkpoint, args.adapter, args.backend)
+        res = evaluate_qa(model, tok, records, args.answer_tokens, args.batch_size, order)
     per_type = score(res["predictions"], records)["per_type"]
     return {**{k: res[k] for k in ("exact_match", "f1", "n")}, "head": head,
+            **({} if order is None else {"prompt_order": order}),
             "exact_match_by_type": {t: round(v["exact_match"], 1) for t, v in per_type.items()}}
