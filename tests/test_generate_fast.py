@@ -61,6 +61,24 @@ def test_one_token_and_chunk_steps_alternate_on_one_state(name):
     np.testing.assert_allclose(np.concatenate(parts, axis=1), want, rtol=0, atol=2e-5)
 
 
+@pytest.mark.parametrize("name", ["sdsa", "sdsa_mean", "spike_matrix_shift", "hybrid_shift"])
+def test_mlx_one_token_and_chunk_steps_alternate_on_one_state(name):
+    pytest.importorskip("mlx.core")
+    from spike_lib.mlx_impl.model import SpikeLLM as MlxLLM
+
+    model = MlxLLM(Config.tiny(attention=name))
+    model.train(False)
+    ids = np.random.default_rng(5).integers(0, model.cfg.vocab_size, (2, 16))  # B = 2
+    want = np.array(model(ids))
+    parts, state, i = [], None, 0
+    for n in (3, 1, 1, 4, 1, 2, 1, 1, 1, 1):  # the fused path's state read by the chunk path
+        logits, state = model.step(ids[:, i:i + n], state)
+        parts.append(np.array(logits))
+        i += n
+    assert "plan" in state and state["pos"] == 16
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), want, rtol=0, atol=2e-5)
+
+
 def test_the_plan_fuses_q_k_v_and_the_token_shift_into_one_matrix():
     model = SpikeLLM(Config.tiny(attention="spike_matrix_shift"))
     attn = model.blocks[0].modules["attn"]
@@ -129,25 +147,46 @@ def test_mlx_compiled_token_function_is_reused_until_a_weight_changes():
     assert len(mgf._CACHE) <= 4 and mx is not None
 
 
+def test_mlx_lif_steps_on_token_rows_with_a_bias_equals_the_module():
+    mx = pytest.importorskip("mlx.core")
+    from spike_lib.mlx_impl import generate_fast as mgf
+    from spike_lib.mlx_impl.neurons import LIF as MlxLIF
+
+    lif = MlxLIF(beta=0.6, threshold=0.8)
+    x = np.random.default_rng(2).normal(0.5, 1.0, (3, 2, 1, 8)).astype(np.float32)  # T=3, B=2
+    bias = np.linspace(-0.5, 0.5, 8).astype(np.float32)
+    want = np.array(lif(mx.array(x + bias)))
+    rows = mx.array(x.reshape(6, 8))  # (T B, D): the one-token layout, bias added inside
+    got = mgf.lif_steps(rows, mgf._plain(lif), steps=3, bias=mx.array(bias))
+    np.testing.assert_array_equal(np.array(got).reshape(3, 2, 1, 8), want)
+    got = mgf.lif_steps(mx.array(x[:, 0, 0]), mgf._plain(lif), steps=3, bias=mx.array(bias))
+    np.testing.assert_array_equal(np.array(got), want[:, 0, 0])  # B = 1: one row per step
+
+
 def test_mlx_gathered_matmul_reads_the_fired_rows_and_equals_the_dense_product():
     mx = pytest.importorskip("mlx.core")
     from spike_lib.mlx_impl import generate_fast as mgf
 
     w = mx.array(np.arange(24, dtype=np.float32).reshape(6, 4))  # row i: [4i .. 4i + 3]
-    x = mx.array(np.array([[[0, 1, 0, 0, 0, 1]], [[0, 1, 0, 1, 0, 0]]], np.float32))  # (T, 1, K)
-    want = [[[24, 26, 28, 30]], [[16, 18, 20, 22]]]  # rows 1 + 5, rows 1 + 3
-    counts = {}
-    got = mgf._apply((w, None), x, (4, "fc2", counts))  # columns 1, 3, 5 fired: 3 of capacity 4
+    x = mx.array(np.array([[0, 1, 0, 0, 0, 1], [0, 1, 0, 1, 0, 0]], np.float32))  # (T, K)
+    want = [[24, 26, 28, 30], [16, 18, 20, 22]]  # rows 1 + 5, rows 1 + 3
+    keys = []
+    got, b = mgf._apply((w, mx.ones(4)), x, (4, "fc2", keys))  # columns 1, 3, 5: 3 of 4 rows
     np.testing.assert_array_equal(np.array(got), want)
-    assert counts["fc2"].item() == 3
-    got = mgf._apply((w, mx.ones(4)), x, (1, "fc2", counts))  # capacity 1 < 3: one row only
-    assert counts["fc2"].item() == 3 and not np.array_equal(np.array(got), np.add(want, 1))
-    counts = {}
-    np.testing.assert_array_equal(np.array(mgf._apply((w, None), x, (None, "fc2", counts))), want)
-    assert counts == {}  # dense: nothing gathered, nothing counted
+    np.testing.assert_array_equal(np.array(b), 1.0)  # the bias is the caller's to add
+    assert keys[0][0] == "fc2"
+    np.testing.assert_array_equal(np.array(keys[0][1]), [[0, 2, 0, 1, 0, 1]])  # spikes per column
+    got, _ = mgf._apply((w, None), x, (1, "fc2", keys))  # capacity 1 < 3: one row only
+    assert not np.array_equal(np.array(got), want) and len(keys) == 2
+    got, _ = mgf._apply((w, None), x, (0, "fc2", keys))  # capacity 0: dense, counted
+    np.testing.assert_array_equal(np.array(got), want)
+    assert len(keys) == 3
+    got, _ = mgf._apply((w, None), x, (None, "fc2", keys))  # None: dense, not counted
+    np.testing.assert_array_equal(np.array(got), want)
+    assert len(keys) == 3
 
 
-def test_mlx_token_function_grows_too_small_capacities_and_matches_the_dense_step():
+def test_mlx_token_function_measures_grows_capacities_and_matches_the_dense_step():
     mx = pytest.importorskip("mlx.core")
     from spike_lib.mlx_impl import generate_fast as mgf
     from spike_lib.mlx_impl.model import SpikeLLM as MlxLLM
@@ -155,22 +194,53 @@ def test_mlx_token_function_grows_too_small_capacities_and_matches_the_dense_ste
     cfg = Config.tiny(attention="spike_matrix_shift", n_embd=64, d_ff=256)
     model = MlxLLM(cfg)
     model.train(False)
-    ids = np.random.default_rng(7).integers(0, cfg.vocab_size, (1, 12))
+    ids = np.random.default_rng(7).integers(0, cfg.vocab_size, (1, 16))
     _, state = model.step(ids[:, :4])
-    _, state = model.step(ids[:, 4:5], state)
+    for i in range(4, 4 + mgf.TokenFunction.PROBE):  # the first tokens: dense, counted
+        _, state = model.step(ids[:, i:i + 1], state)
     tf = state["compiled"]
-    assert isinstance(tf, mgf.TokenFunction)
-    width = {"qkv": 64, "out": 64, "fc1": 64, "fc2": 256}
-    assert all(c is None or 16 <= c <= width[k] // 4 for k, c in tf.caps.items())
-    tf.caps = {"qkv": 2, "out": 2, "fc1": 2, "fc2": 2}  # far too small: every kind must grow
+    assert isinstance(tf, mgf.TokenFunction) and tf.probe == 0
+    width = {"qkv": 128, "out": 64, "fc1": 64, "fc2": 256}  # qkv: [x | x_prev], 2D
+    assert tf.width == width
+    for k, c in tf.caps.items():  # measured: a multiple of width / 32, at most half the width
+        assert c is None or (c % (width[k] // 32) == 0 and 1.25 * tf.peak[k] <= c <= width[k]
+                             // 2), (k, c)
+    tf.caps, tf.current = {"qkv": 2, "out": 2, "fc1": 2, "fc2": 2}, None  # far too small
     dense = mx.compile(lambda *a: mgf.forward_one(model, state["plan"], *a))
     layers = state["layers"]
-    for i in range(5, 12):
+    for i in range(8, 16):
         args = (mx.array(ids[:, i:i + 1]), mx.array([i]), mx.array(float(i)))
         got, new = tf(*args, layers)
         want, layers = dense(*args, layers)
         np.testing.assert_allclose(np.array(got), np.array(want), rtol=0, atol=1e-5)
         for st, ref in zip(new, layers):
+            assert st.keys() == ref.keys()
             for k in ref:
                 np.testing.assert_allclose(np.array(st[k]), np.array(ref[k]), rtol=0, atol=1e-5)
-    assert all(c is None or c >= 16 for c in tf.caps.values()) and len(tf.fns) >= 2
+    assert all(c is None or c > 2 for c in tf.caps.values()) and len(tf.fns) >= 3
+
+
+def test_mlx_token_function_traces_once_per_capacity_set(monkeypatch):
+    pytest.importorskip("mlx.core")
+    from spike_lib.mlx_impl import generate_fast as mgf
+    from spike_lib.mlx_impl.model import SpikeLLM as MlxLLM
+
+    traces = []
+    forward_one = mgf.forward_one
+
+    def counted(*args, **kwargs):  # runs only while mx.compile traces
+        traces.append(kwargs.get("caps"))
+        return forward_one(*args, **kwargs)
+
+    monkeypatch.setattr(mgf, "forward_one", counted)
+    model = MlxLLM(Config.tiny(attention="spike_matrix_shift"))
+    model.train(False)
+    ids = np.random.default_rng(8).integers(0, model.cfg.vocab_size, (1, 40))
+    _, state = model.step(ids[:, :4])
+    for i in range(4, 20):
+        _, state = model.step(ids[:, i:i + 1], state)
+    tf, before = state["compiled"], len(traces)
+    assert before == len(tf.fns) <= 4  # the measuring tokens, then a few capacity sets
+    for i in range(20, 40):  # shapes are fixed: no new trace unless a capacity grows
+        _, state = model.step(ids[:, i:i + 1], state)
+    assert len(traces) == len(tf.fns)

@@ -55,12 +55,15 @@ def _spikes(attn, name, x):
 
 
 def _shifted(attn, x, st):
-    """(x_q, x_k, x_v) of the new tokens; with token shift the previous token comes from st."""
+    """(x_q, x_k, x_v) of the new tokens; with token shift the previous token comes from st,
+    st["x_last"]: its input (T B, D), the rows of the one-token path (generate_fast)."""
     if not getattr(attn, "shift", False):
         return x, x, x
-    first = st.get("x_last", mx.zeros_like(x[..., :1, :]))
+    t, b, _, d = x.shape
+    first = (st["x_last"].reshape(t, b, 1, d) if "x_last" in st
+             else mx.zeros_like(x[..., :1, :]))
     prev = mx.concatenate([first, x[..., :-1, :]], axis=-2)
-    st["x_last"] = x[..., -1:, :]
+    st["x_last"] = x[..., -1, :].reshape(t * b, d)
     mk, mv = attn.shift_k, attn.shift_v
     return x, mk * x + (1 - mk) * prev, mv * x + (1 - mv) * prev
 

@@ -4,11 +4,8 @@ spike_lib.numpy_impl.generate.step runs a chunk of n tokens module by module. Fo
 sampled token) most of that time is Python overhead around tiny arrays, so this module builds a
 plan once per sequence and then runs each token with a handful of NumPy calls per layer:
 
-- the three projections Q, K, V are one GEMM with W_qkv = [W_Q | W_K | W_V] (D, 3D); with
-  token shift the previous token's input is extra columns of the input, since
-      x_k W_K = (mu_k x + (1 - mu_k) x_prev) W_K = x (diag(mu_k) W_K) + x_prev (diag(1 - mu_k) W_K)
-  so [x | x_prev] @ [[W_Q, diag(mu_k) W_K, diag(mu_v) W_V], [0, diag(1-mu_k) W_K, diag(1-mu_v) W_V]]
-  gives all three (2D, 3D);
+- the three projections Q, K, V are one GEMM, with token shift one over [x | x_prev]: the fused
+  matrix of spike_lib.core.fused_plan (shared with the MLX port);
 - one LIF call covers Q, K and V (same neuron parameters), its loop over the T timesteps in
   place; LayerNorm without its backward cache.
 The numbers are the module path's up to float32 rounding (the fused weights multiply in another
@@ -20,17 +17,19 @@ Taught in: notebooks/07b_speed_and_generation.ipynb
 
 import numpy as np
 
+from spike_lib.core.fused_plan import fused_kind, plain_lif, qkv_plan
 from spike_lib.numpy_impl.attention import SDSA
 from spike_lib.numpy_impl.context_attention import DecaySDSA, MeanSDSA, SpikeMatrixAttention
 from spike_lib.numpy_impl.layers import LayerNorm, Linear
 from spike_lib.numpy_impl.neurons import LIF
 
+CLASSES = {"SDSA": SDSA, "MeanSDSA": MeanSDSA, "DecaySDSA": DecaySDSA,
+           "SpikeMatrixAttention": SpikeMatrixAttention}
+
 
 def _plain(mod):
     """(beta, threshold, reset) of a built-in spiking LIF, else None (the module is called)."""
-    if type(mod) is LIF and not mod.smooth and mod.reset in ("subtract", "zero"):
-        return (float(mod.beta), float(mod.threshold), mod.reset)
-    return None
+    return plain_lif(mod, LIF)
 
 
 def lif_steps(x, neuron):
@@ -100,28 +99,20 @@ def _apply(lin, x, spikes=False):
 def _qkv_plan(attn):
     """The fused projection of SDSA, MeanSDSA (not decay) and SpikeMatrixAttention (power 1)."""
     m = attn.modules
-    if isinstance(attn, DecaySDSA) or not isinstance(attn, (SDSA, MeanSDSA, SpikeMatrixAttention)):
-        return None
-    if isinstance(attn, SpikeMatrixAttention) and attn.power != 1:
+    if fused_kind(attn, CLASSES) is None:
         return None
     lins = [m[f"{n}_proj"] for n in "qkv"]
-    if any(type(lin) is not Linear for lin in lins) or len({"b" in lin.params for lin in lins}) > 1:
+    projections = [(lin.params["W"], lin.params.get("b")) if type(lin) is Linear else None
+                   for lin in lins]
+    shift = ((attn.params["shift_k"], attn.params["shift_v"])
+             if getattr(attn, "shift", False) else None)
+    p = qkv_plan(attn, CLASSES, projections, [_plain(m[f"{n}_lif"]) for n in "qkv"], shift)
+    if p is None:
         return None
-    wq, wk, wv = (lin.params["W"] for lin in lins)
-    w = np.concatenate([wq, wk, wv], axis=1)  # (D, 3D)
-    shift = bool(getattr(attn, "shift", False))
-    if shift:
-        mk, mv = attn.params["shift_k"][:, None], attn.params["shift_v"][:, None]
-        top = np.concatenate([wq, mk * wk, mv * wv], axis=1)
-        bottom = np.concatenate([np.zeros_like(wq), (1 - mk) * wk, (1 - mv) * wv], axis=1)
-        w = np.concatenate([top, bottom], axis=0)  # (2D, 3D): rows of x, then of x_prev
-    b = np.concatenate([lin.params["b"] for lin in lins]) if "b" in lins[0].params else None
-    neurons = [_plain(m[f"{n}_lif"]) for n in "qkv"]
-    same = neurons[0] is not None and neurons.count(neurons[0]) == 3
-    return {"w": np.ascontiguousarray(w), "b": b, "shift": shift,
-            "qkv_lif": neurons[0] if same else [m[f"{n}_lif"] for n in "qkv"],
-            "attn_lif": _plain(m["attn_lif"]) or m["attn_lif"],
-            "out": _linear(m["out_proj"]), "kind": type(attn)}
+    p["kind"] = {"sdsa": SDSA, "mean": MeanSDSA, "matrix": SpikeMatrixAttention}[p["kind"]]
+    p["qkv_lif"] = p["qkv_lif"] or [m[f"{n}_lif"] for n in "qkv"]
+    p["attn_lif"], p["out"] = _plain(m["attn_lif"]) or m["attn_lif"], _linear(m["out_proj"])
+    return p
 
 
 def plan(model):

@@ -7,7 +7,7 @@ import numpy as np
 
 from spike_lib.core.config import check_range
 from spike_lib.core.config import check_rng as _check_rng
-from spike_lib.core.scoring import cross_entropy  # noqa: F401 - the loss of both ports
+from spike_lib.core.scoring import cross_entropy, weighted_cross_entropy  # noqa: F401 - both ports' losses
 from spike_lib.numpy_impl.module import Module
 
 
