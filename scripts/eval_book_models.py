@@ -110,6 +110,8 @@ def main(argv=None):
                     help="record that the shipped folder (book, ...) is the model NAME (repeat)")
     ap.add_argument("--equal", action="append", default=[], metavar="FOLDER=NAME",
                     help="record NAME as the shipped folder's model at the equal-step comparison")
+    ap.add_argument("--equal-full", action="append", default=[], metavar="FOLDER=NAME",
+                    help="the same at the full budget (the models that reached the last step)")
     ap.add_argument("--force", action="store_true", help="recompute models already stored")
     args = ap.parse_args(argv)
 
@@ -169,7 +171,8 @@ def main(argv=None):
             gaps[label] = {"a": a, "b": b, **paired(wins[a], wins[b])}
             print(f"gap {label} ({a} - {b}): {gaps[label]['gap']:+.4f} +- {gaps[label]['se']:.4f} BPC")
     data["gaps"] = {**data.get("gaps", {}), **gaps}
-    for key, specs in (("shipped", args.shipped), ("equal_steps", args.equal)):
+    for key, specs in (("shipped", args.shipped), ("equal_steps", args.equal),
+                       ("equal_steps_full", args.equal_full)):
         data[key] = {**data.get(key, {}), **dict(s.split("=", 1) for s in specs)}
     write_json(out, data, indent=None)
     return data

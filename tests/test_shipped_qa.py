@@ -44,3 +44,10 @@ def test_qa_eval_needs_no_other_flag(tmp_path):
                           "--qa-file", str(path), "--json"], capture_output=True, text=True, check=True)
     res = json.loads(out.stdout.splitlines()[-1])
     assert res["n"] == 3 and 0 <= res["exact_match"] <= 100 and res["f1"] >= res["exact_match"] - 1e-9
+
+
+def test_fine_tuned_from_the_shipped_book_model():
+    from spike_lib.numpy_impl.lora import fingerprint
+
+    info = span_qa.read_qa_config(BOOK_QA)
+    assert {k: info["base"][k] for k in ("config", "weights_sha256")} == fingerprint(shipped_path("book"))
