@@ -27,11 +27,19 @@ from spike_lib.data.qa import QA_DIR, load_qa
 from spike_lib.train import span_qa
 
 
-def trainable_count(model, method) -> int:
+def trainable_count(model, method, command) -> int:
     """Weights the strategy trains: LoRA adapters + head, unfrozen layers + head, or all."""
+    from spike_lib.train.finetune import frozen_prefixes
+
     state = model.state_dict()
     if method == "lora":
         keys = [k for k in state if k.endswith((".A", ".B")) or k.startswith("head.")]
+    elif method == "freeze":  # finetune's default: the first n_layer // 2 blocks and the embeddings
+        words = command.split()
+        n = model.cfg.n_layer
+        k = int(words[words.index("--freeze-layers") + 1]) if "--freeze-layers" in words else n // 2
+        frozen = tuple("base." + p for p in frozen_prefixes(n, k))
+        keys = [key for key in state if not key.startswith(frozen)]
     else:
         keys = list(state)
     return int(sum(int(getattr(state[k], "size", 0)) for k in keys))
@@ -52,7 +60,7 @@ def summarise(folder) -> dict:
     return {"command": info["command"].replace("/work/runs/qa/", "runs/qa/"), "method": info["strategy"], "steps": info["steps"],
             "epochs": info["epochs"], "lr": info["lr"], "batch_size": info["batch_size"],
             "train_seconds": info["train_seconds"], "cpu": info["cpu"], "evals": evals,
-            "trainable": trainable_count(model, info["strategy"]),
+            "trainable": trainable_count(model, info["strategy"], info["command"]),
             "paraphrase_val": {"exact_match": res["exact_match"], "f1": res["f1"],
                                "answer_loss": res["answer_loss"], "n": res["n"],
                                "per_type": {t: round(v["exact_match"], 1) for t, v in per.items()}}}
