@@ -42,6 +42,15 @@ def test_block_gradcheck(kw, rng):
     block = Block(cfg, rng).astype(np.float64).set_smooth(True)
     x = rng.standard_normal((cfg.num_steps if cfg.spiking else 1, 2, 5, cfg.n_embd))
     errs = module_gradcheck(block, x, rng, max_entries=30)
+    if kw.get("attention") == "softmax":
+        # softmax is unchanged when the same number q.b_K is added to every score of a row, so
+        # dL/db_K is exactly 0 and its relative error is rounding noise over rounding noise (its
+        # size depends on the BLAS): check the invariance itself instead
+        errs.pop("attn.k_proj.b")
+        b = next(arr for name, arr, _ in block.named_parameters() if name == "attn.k_proj.b")
+        before = block.forward(x).copy()
+        b += rng.standard_normal(b.shape)
+        assert np.abs(block.forward(x) - before).max() < 1e-12 * np.abs(before).max()
     assert max(errs.values()) < 1e-6, errs
 
 
