@@ -55,7 +55,6 @@ def cross_entropy(logits, targets, ignore_index=None):
     return loss, dz.reshape(logits.shape).astype(logits.dtype)
 
 
-
 def weighted_cross_entropy(logits, targets, weights):
     """sum_i w_i CE_i over positions i; returns (loss, dlogits = w_i (softmax_i - onehot_i)).
 
@@ -83,6 +82,7 @@ def weighted_cross_entropy(logits, targets, weights):
     dz[rows, tk] -= 1.0
     dz *= w[:, None]
     return loss, dz.reshape(logits.shape).astype(logits.dtype)
+
 
 def bits_per_char(total_nats, n_chars) -> float:
     """Bits per character: total nats / (ln 2 x characters), comparable across tokenizers."""
