@@ -170,3 +170,54 @@ def test_head_for_another_base_model():
         head(np.zeros((1, 4, 8)))
     with pytest.raises(ValueError, match="another base model"):
         mspan.SpanHead(16)(mx.zeros((1, 4, 8)))
+
+
+def test_span_windows_cover_a_long_context(bpe):
+    ctx = TEXT * 3
+    n_prefix = len(bpe.encode(span.SPAN_PROMPT.format(question="Which?")))
+    n_ctx = len(bpe.encode(" " + ctx))
+    room = 10
+    wins = span.span_windows(bpe, "Which?", ctx, n_prefix + room)
+    firsts = [w["first"] for w in wins]
+    assert firsts[0] == 0 and firsts[-1] == n_ctx - room  # the last window ends at the end
+    assert all(0 < b - a <= room // 2 for a, b in zip(firsts, firsts[1:]))
+    seen = np.zeros(n_ctx, dtype=bool)
+    for w in wins:
+        assert len(w["ids"]) == n_prefix + room and w["ctx_start"] == n_prefix
+        seen[w["first"]: w["first"] + len(w["offsets"])] = True
+        assert ctx[w["offsets"][0, 0]: w["offsets"][-1, 1]].strip()  # real characters
+    assert seen.all()
+    assert len(span.span_windows(bpe, "Which?", "Short.", 64)) == 1  # a context that fits
+    with pytest.raises(ValueError, match="stride"):
+        span.span_windows(bpe, "Which?", ctx, n_prefix + room, stride=0)
+
+
+def test_windows_find_an_answer_the_first_window_cut(bpe):
+    ctx = "Algiers is the capital. The answer is last"
+    n_prefix = len(bpe.encode(span.SPAN_PROMPT.format(question="Which?")))
+    rec = {"question": "Which?", "context": ctx, "answers": ["last"]}
+    assert span.encode_span_example(bpe, rec, n_prefix + 3)["start"] is None
+    ex = span.encode_span_example(bpe, rec, n_prefix + 3, windows=True)
+    assert ex["first"] > 0 and span.span_text(ctx, ex["offsets"], ex["start"], ex["end"]) == "last"
+
+
+def test_answer_spans_take_the_best_window(bpe):
+    """answer_spans over a long context = the best of best_span over each window by hand."""
+    from spike_lib.core.config import Config
+
+    cfg = Config.tiny(n_layer=1, vocab_size=bpe.vocab_size, block_size=24, n_embd=16, d_ff=32)
+    model = span.SpanQA(SpikeLLM(cfg))
+    model.modules["head"].params["W"][...] = np.random.default_rng(0).normal(0, 1, (48, 2))
+    ctx = TEXT * 2
+    got = span.answer_spans(model, bpe, ["Which?"], [ctx], max_len=4)[0]
+    wins = span.span_windows(bpe, "Which?", ctx, 24)
+    assert got["windows"] == len(wins) > 2
+    best = None
+    for w in wins:
+        x, mask, _, _ = span.span_batch([w], bpe.eot_id)
+        s, e, sc = span.best_span(model(x, np.ones_like(mask)), mask, 4)
+        if best is None or sc[0] > best[2]:
+            best = (s[0] - w["ctx_start"], e[0] - w["ctx_start"], sc[0], w)
+    s, e, sc, w = best
+    assert got["answer"] == span.span_text(ctx, w["offsets"], s, e)
+    assert abs(got["score"] - sc) < 1e-4

@@ -122,7 +122,7 @@ def test_finetune_head_span_writes_a_qa_folder_that_qa_eval_reads(base_dir, tmp_
                            alpha=4.0, targets="attn", seed=0, backend="numpy", window=3,
                            train_file=str(qa_file), val_file=str(qa_file), val_questions=4,
                            steps=4, epochs=2.0, batch_size=2, lr=1e-2, warmup=1, eval_every=2,
-                           out=str(tmp_path / "qa"))
+                           long_contexts="windows", out=str(tmp_path / "qa"))
     res = span_qa.run_finetune(args)
     assert res["steps"] == 4  # 2 epochs of 4 examples in batches of 2
     info = span_qa.read_qa_config(tmp_path / "qa")

@@ -48,11 +48,13 @@ def token_offsets(tok, text) -> tuple:
     return ids, offsets
 
 
-def encode_span_input(tok, question, context, block_size) -> dict:
+def encode_span_input(tok, question, context, block_size, first=0) -> dict:
     """Token ids of "Question: q\\nContext: c" cut to block_size tokens, and where the context is.
 
-    Returns ids, ctx_start (index of the first context token), offsets (characters of the
-    context covered by each kept context token) and kept_chars (context characters kept).
+    The context part holds context tokens first, first + 1, ... as many as fit (a window of a
+    long context: see span_windows). Returns ids, ctx_start (index of the first context token
+    in ids), offsets (characters of the context covered by each kept context token), first,
+    n_context (context tokens in all) and kept_chars (where the kept tokens end, in characters).
     ValueError if the question leaves no room for the context or the context is empty.
     """
     if not context.strip():
@@ -65,9 +67,31 @@ def encode_span_input(tok, question, context, block_size) -> dict:
                          f"model reads block_size={block_size}: no room is left for the "
                          "context; shorten the question")
     ids, offsets = token_offsets(tok, " " + context)
-    offsets = np.maximum(offsets - 1, 0)[:room]  # characters of context, not of " " + context
-    return {"ids": prefix + ids[:room], "ctx_start": len(prefix), "offsets": offsets,
+    if not 0 <= first < len(ids):
+        raise ValueError(f"first={first} is not a context token (the context has {len(ids)})")
+    offsets = np.maximum(offsets - 1, 0)[first: first + room]  # characters of context
+    return {"ids": prefix + ids[first: first + room], "ctx_start": len(prefix),
+            "offsets": offsets, "first": first, "n_context": len(ids), "room": room,
             "kept_chars": int(offsets[-1, 1])}
+
+
+def span_windows(tok, question, context, block_size, stride=None) -> list:
+    """encode_span_input of every window a long context needs (BERT's "doc stride").
+
+    A context that fits gives one window. A longer one is read in windows of `room` context
+    tokens that start `stride` tokens apart (default room // 2), the last one ending at the
+    context's end: every token is then seen in some window after at least half a window of
+    its context (a causal model's state there has read what comes before it).
+    """
+    ex = encode_span_input(tok, question, context, block_size)
+    room, n = ex["room"], ex["n_context"]
+    stride = max(1, room // 2) if stride is None else stride
+    check_range("stride", stride, 1, kind=int)
+    out, first = [ex], 0
+    while first + room < n:
+        first = min(first + stride, n - room)
+        out.append(encode_span_input(tok, question, context, block_size, first))
+    return out
 
 
 def char_to_tokens(offsets, start, end) -> tuple:
@@ -78,15 +102,24 @@ def char_to_tokens(offsets, start, end) -> tuple:
     return int(hit[0]), int(hit[-1])
 
 
-def encode_span_example(tok, rec, block_size) -> dict:
+def encode_span_example(tok, rec, block_size, windows=False) -> dict:
     """encode_span_input of a QA record plus the gold tokens (start, end: indices among the
-    context tokens, None when the cut removed the answer) and exact (the tokens spell the
-    gold answer exactly; False when the answer starts or ends inside a token)."""
+    kept context tokens, None when the cut removed the answer) and exact (the tokens spell the
+    gold answer exactly; False when the answer starts or ends inside a token).
+
+    windows=True: when the first window cuts the answer away, the first window of
+    span_windows that holds it is used instead (start is None only if none does)."""
     from spike_lib.data.qa import answer_span
 
-    ex = encode_span_input(tok, rec["question"], rec["context"], block_size)
     c0, c1 = answer_span(rec)
+    ex = encode_span_input(tok, rec["question"], rec["context"], block_size)
     span = char_to_tokens(ex["offsets"], c0, c1)
+    if span is None and windows:
+        for cand in span_windows(tok, rec["question"], rec["context"], block_size)[1:]:
+            span = char_to_tokens(cand["offsets"], c0, c1)
+            if span is not None:
+                ex = cand
+                break
     ex["start"], ex["end"] = span if span else (None, None)
     ex["exact"] = bool(span) and (ex["offsets"][span[0], 0], ex["offsets"][span[1], 1]) == (c0, c1)
     return ex
@@ -250,14 +283,22 @@ class SpanQA(Module):
         hidden_backward(self.modules["base"], self.modules["head"].backward(dlogits))
 
 
-def answer_spans(model, tok, questions, contexts, max_len=MAX_ANSWER_TOKENS, batch_size=32):
+def answer_spans(model, tok, questions, contexts, max_len=MAX_ANSWER_TOKENS, batch_size=32,
+                 stride=None):
     """The answer text of each (question, context) pair and its character span in the context.
 
-    Returns a list of dicts {answer, start, end, score}; works with either backend's SpanQA.
+    A context longer than the model's window is read in overlapping windows (span_windows,
+    `stride`); the answer is the best-scoring span over all of them. Returns a list of dicts
+    {answer, start, end, score, windows}; works with either backend's SpanQA.
     """
     block = model.cfg.block_size
-    encoded = [encode_span_input(tok, q, c, block) for q, c in zip(questions, contexts)]
-    out = []
+    encoded, owner, n_windows = [], [], []
+    for k, (q, c) in enumerate(zip(questions, contexts)):
+        wins = span_windows(tok, q, c, block, stride)
+        encoded += wins
+        owner += [k] * len(wins)
+        n_windows.append(len(wins))
+    best = [None] * len(questions)
     model.train(False)
     for b in range(0, len(encoded), batch_size):
         chunk = encoded[b: b + batch_size]
@@ -265,8 +306,10 @@ def answer_spans(model, tok, questions, contexts, max_len=MAX_ANSWER_TOKENS, bat
         valid = np.arange(x.shape[1])[None] < np.array([len(ex["ids"]) for ex in chunk])[:, None]
         logits = np.asarray(model(x, valid), dtype=np.float32)
         starts, ends, scores = best_span(logits, mask, max_len)
-        for ex, s, e, sc, ctx in zip(chunk, starts, ends, scores, contexts[b: b + batch_size]):
-            s, e = s - ex["ctx_start"], e - ex["ctx_start"]
-            c0, c1 = int(ex["offsets"][s, 0]), int(ex["offsets"][e, 1])
-            out.append({"answer": ctx[c0:c1], "start": c0, "end": c1, "score": float(sc)})
-    return out
+        for ex, s, e, sc, k in zip(chunk, starts, ends, scores, owner[b: b + batch_size]):
+            if best[k] is None or sc > best[k]["score"]:
+                s, e = s - ex["ctx_start"], e - ex["ctx_start"]
+                c0, c1 = int(ex["offsets"][s, 0]), int(ex["offsets"][e, 1])
+                best[k] = {"answer": contexts[k][c0:c1], "start": c0, "end": c1,
+                           "score": float(sc), "windows": n_windows[k]}
+    return best

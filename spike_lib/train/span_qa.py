@@ -40,12 +40,14 @@ def build_span_model(base, window=3):
 
 
 # ---------------------------------------------------------------- examples and batches
-def encode_span_examples(tok, records, block_size) -> tuple:
+def encode_span_examples(tok, records, block_size, windows=False) -> tuple:
     """(training examples, counts): records whose answer the cut removed are skipped; inexact
-    counts the answers that start or end inside a token (their best span is a little longer)."""
+    counts the answers that start or end inside a token (their best span is a little longer).
+    windows=True: a long context's answer is taken from the window that holds it
+    (np_span.encode_span_example), so only answers no window holds are skipped."""
     out, counts = [], {"records": len(records), "kept": 0, "answer_cut": 0, "inexact": 0}
     for rec in records:
-        ex = np_span.encode_span_example(tok, rec, block_size)
+        ex = np_span.encode_span_example(tok, rec, block_size, windows)
         if ex["start"] is None:
             counts["answer_cut"] += 1
             continue
@@ -68,8 +70,10 @@ def span_arrays(examples, block_size, pad_id) -> tuple:
 # ---------------------------------------------------------------- scoring
 def evaluate_span(model, tok, records, max_len=np_span.MAX_ANSWER_TOKENS, batch_size=32) -> dict:
     """Exact match and F1 (in %) of the best spans, the span loss on the gold spans
-    (answer_loss, nats; records whose answer was cut away are left out), answer_cut, the
-    firing rate and the predictions."""
+    (answer_loss, nats, in the window that holds the answer; records whose answer no window
+    holds are left out), answer_cut (how many those are), windows (windows read in all: a
+    long context is read in overlapping windows, np_span.span_windows), the firing rate and
+    the predictions."""
     from spike_lib.train.finetune import answer_texts
     from spike_lib.train.qa_eval import exact_match, f1_score
 
@@ -78,7 +82,7 @@ def evaluate_span(model, tok, records, max_len=np_span.MAX_ANSWER_TOKENS, batch_
     answers = [p["answer"] for p in preds]
     em = [exact_match(p, answer_texts(r)) for p, r in zip(answers, records)]
     f1 = [f1_score(p, answer_texts(r)) for p, r in zip(answers, records)]
-    examples, counts = encode_span_examples(tok, records, model.cfg.block_size)
+    examples, counts = encode_span_examples(tok, records, model.cfg.block_size, windows=True)
     total, n = 0.0, 0
     for b in range(0, len(examples), batch_size):
         chunk = examples[b: b + batch_size]
@@ -88,7 +92,8 @@ def evaluate_span(model, tok, records, max_len=np_span.MAX_ANSWER_TOKENS, batch_
         n += len(chunk)
     return {"exact_match": 100.0 * float(np.mean(em)), "f1": 100.0 * float(np.mean(f1)),
             "n": len(records), "answer_loss": total / n if n else None,
-            "answer_cut": counts["answer_cut"], "firing_rate": _firing_rate(model),
+            "answer_cut": counts["answer_cut"], "windows": sum(p["windows"] for p in preds),
+            "firing_rate": _firing_rate(model),
             "predictions": answers}
 
 
@@ -346,6 +351,10 @@ def add_span_arguments(parser) -> None:
                         help="span: a fixed sample of this many validation questions (200)")
     parser.add_argument("--eval-every", type=int, default=75,
                         help="span: steps between validation scores (75; 0: only at the end)")
+    parser.add_argument("--long-contexts", choices=("cut", "windows"), default="cut",
+                        help="span: a training context longer than the window: cut it and skip "
+                        "the example if its answer falls off (cut), or train on the window that "
+                        "holds the answer (windows). Scoring always reads all windows.")
 
 
 def run_finetune(args) -> dict:
@@ -363,7 +372,7 @@ def run_finetune(args) -> dict:
     qa = build_span_model(model, args.window)
     trainable = span_trainable(qa, names)
     examples, counts = encode_span_examples(tok, load_qa_file(args.train_file),
-                                            model.cfg.block_size)
+                                            model.cfg.block_size, args.long_contexts == "windows")
     steps = args.steps if args.epochs is None else max(1, int(args.epochs * len(examples)
                                                              / args.batch_size))
     val = test_sample(load_qa_file(args.val_file or QA_DIR / "val.jsonl"), args.val_questions)
