@@ -54,14 +54,20 @@ def load_from(path, load):
 
 
 def load_for_use(path):
-    """(numpy model, tokenizer, meta) of a checkpoint that must hold its tokenizer."""
+    """(numpy model, tokenizer, meta) of a checkpoint that must hold its tokenizer.
+
+    The missing tokenizer is an error inside the load, so a run read while its trainer swaps
+    in a new checkpoint is retried (load_from) instead of failing on the half-moved folder."""
     from spike_lib.train.checkpoint import load_checkpoint
 
-    model, tok, meta = load_from(path, load_checkpoint)
-    if tok is None:
-        raise ValueError(f"{path} holds no tokenizer.json: re-save the checkpoint with its "
-                         "tokenizer (save_checkpoint(path, model, tokenizer))")
-    return model, tok, meta
+    def load_with_tokenizer(folder):
+        model, tok, meta = load_checkpoint(folder)
+        if tok is None:
+            raise ValueError(f"{path} holds no tokenizer.json: re-save the checkpoint with its "
+                             "tokenizer (save_checkpoint(path, model, tokenizer))")
+        return model, tok, meta
+
+    return load_from(path, load_with_tokenizer)
 
 
 def evaluate_text(model, tok, text, max_tokens=20_000, batch_size=16, ids=None,
