@@ -5,8 +5,10 @@ Usage (from the repository root):
     python scripts/ship_book_qa.py DEST FOLDER            (one stage)
     python scripts/ship_book_qa.py DEST STAGE2_RUN STAGE1 (two stages)
 
-FOLDER / STAGE1: what `python -m spike_lib finetune --head span ... --out FOLDER` wrote;
-STAGE2_RUN: a run folder of scripts/train_span_varied.py (its best/ folder and log.jsonl).
+FOLDER / STAGE1: what `python -m spike_lib finetune --head span ... --out FOLDER` wrote, or (one
+stage on the template + varied mix) a run folder of scripts/train_span_varied.py started from the
+base model; STAGE2_RUN: a run folder of scripts/train_span_varied.py (its best/ folder and
+log.jsonl).
 DEST (data/checkpoints/book-qa) receives the model (model/, head.npz), qa.json with the commands
 and the scores on every question set (the template test split, chapter 9's sample of 200, a
 validation sample of 200, the paraphrase validation and test sets; the paraphrase test set is
@@ -56,27 +58,36 @@ def ship(dest, folder, stage1=None) -> Path:
     model and log.jsonl; stage1: the finetune folder it continued)."""
     dest, folder = Path(dest), Path(folder)
     two = stage1 is not None
-    best = folder / "best" if two else folder
+    mixed = (folder / "log.jsonl").is_file()  # a train_span_varied run: its best/ step
+    best = folder / "best" if mixed else folder
     info = span_qa.read_qa_config(best)
     info["command"] = clean(info["command"])
     sets = question_sets()
     qa = {**info, "scores": {"shipped": scores(best, sets)}, "stages": 2 if two else 1}
+    log2 = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines() if x] if mixed else []
+    if mixed:
+        first = log2[0]
+        qa.update(varied=first.get("varied"), varied_frac=first.get("frac"),
+                  rich=first.get("rich", False), n_contexts=first.get("n_contexts"),
+                  windows=first.get("windows", False), mix=first.get("mix"),
+                  excluded_articles=first.get("excluded_articles"))
+        qa["epochs"] = qa["steps"] * qa["batch_size"] / first["mix"]
+        qa["best_epochs"] = qa["best_step"] * qa["batch_size"] / first["mix"]
     if two:
         info1 = span_qa.read_qa_config(stage1)
         if info1["base"] != info["base"]:
             raise SystemExit(f"error: {stage1} and {best} start from different base models")
         info1["command"] = clean(info1["command"])
-        log2 = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines() if x]
         qa["stage1"] = {k: info1[k] for k in ("command", "steps", "lr", "batch_size", "epochs",
                                               "train_seconds", "cpu", "val") if k in info1}
         qa["scores"]["stage1"] = scores(stage1, sets)
-        qa.update(varied=log2[0].get("varied"), varied_frac=log2[0].get("frac"),
-                  rich=log2[0].get("rich", False), n_contexts=log2[0].get("n_contexts"),
-                  excluded_articles=log2[0].get("excluded_articles"))
     with atomic_folder(dest) as tmp:
         shutil.copytree(best / "model", tmp / "model")
         shutil.copy2(best / "head.npz", tmp / "head.npz")
-        shutil.copy2((stage1 or best) / "train_log.jsonl", tmp / "train_log.jsonl")
+        if two or not mixed:
+            shutil.copy2((stage1 or best) / "train_log.jsonl", tmp / "train_log.jsonl")
+        if mixed and not two:
+            (tmp / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log2))
         if two:
             (tmp / "train_log_stage2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log2))
         (tmp / "qa.json").write_text(json.dumps(qa, indent=1, sort_keys=True))
@@ -92,7 +103,17 @@ def readme(name, qa) -> str:
              f"qa.json \"base\") fine-tuned ({qa['strategy']}) with the span head of chapter 9b, "
              "with Adam (no weight decay) and a cosine schedule, on the template records "
              "(data/qa/train.jsonl)"]
-    if qa["stages"] == 2:
+    if qa["stages"] == 1 and qa.get("mix"):
+        lines[-1] = lines[-1].replace(
+            "on the template records (data/qa/train.jsonl)",
+            f"on a mix of {qa['mix']:,} records: varied retellings of the template facts "
+            f"(spike_lib.data.qa_varied, {100 * qa['varied_frac']:.0f} %) and template records "
+            "(data/qa/train.jsonl)")
+        lines[-1] += (f", {qa['steps']} steps of {qa['batch_size']} ({qa['epochs']:.2f} epochs), "
+                      f"shipped at its step {qa['best_step']} ({qa['best_epochs']:.2f} epochs), "
+                      "the best paraphrase-validation exact match with template validation >= 80 %:"
+                      f"\n\n    {qa['command']}\n")
+    elif qa["stages"] == 2:
         lines[-1] += (f" in stage 1, then on template + varied records (spike_lib.data.qa_varied)"
                       f" in stage 2, shipped at its step {qa['best_step']}:\n\n    "
                       f"{qa['stage1']['command']}\n    {qa['command']}\n")
@@ -106,7 +127,9 @@ def readme(name, qa) -> str:
               f"data/checkpoints/{name} --qa-file data/qa/test.jsonl --json\n",
               "Files: qa.json, head.npz (W, 3 x 256 x 2), model/ (the fine-tuned weights as a "
               "standalone checkpoint, with its tokenizer), train_log.jsonl"
-              + (" (stage 1), train_log_stage2.jsonl (stage 2)." if qa["stages"] == 2 else ".")]
+              + (" (stage 1), train_log_stage2.jsonl (stage 2)." if qa["stages"] == 2 else
+                 " (the run's log: training loss, template and paraphrase validation)."
+                 if qa.get("mix") else ".")]
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,8 @@ qa.json), the validation curve (exact match, F1 and answer loss on 200 template 
 questions every --eval-every steps, from train_log.jsonl), the trainable weights, and the final
 model's scores on the hand-written paraphrase validation set (measured here). The test sets are
 not touched. --stage2 NAME=LOG adds the validation records of a scripts/train_span_varied.py run
-(its log.jsonl: template and paraphrase validation every few steps); --previous QA_JSON keeps the
+(its log.jsonl: template and paraphrase validation every few steps) that continued the full run;
+--mix NAME=LOG the same for one started from the base model (one stage on the mix); --previous QA_JSON keeps the
 scores of an earlier shipped model (its qa.json) as a reference row. One JSON object, written
 atomically on one line.
 """
@@ -66,11 +67,25 @@ def summarise(folder) -> dict:
                                "per_type": {t: round(v["exact_match"], 1) for t, v in per.items()}}}
 
 
+def varied_run(log) -> dict:
+    """Settings, validation records and training seconds of a scripts/train_span_varied.py log."""
+    recs = [json.loads(x) for x in Path(log).read_text().splitlines() if x]
+    keys = ("start", "lr", "steps", "batch", "frac", "n_contexts", "rich", "windows", "varied", "mix")
+    settings = {k: recs[0].get(k) for k in keys}
+    settings["start"] = str(settings["start"]).replace("/work/runs/qa/", "runs/qa/")
+    done = [r for r in recs if r.get("done")]
+    return {"settings": settings, "evals": [r for r in recs if "pval_em" in r],
+            "train_seconds": done[-1]["seconds"] if done else None,
+            "epochs": settings["steps"] * settings["batch"] / settings["mix"] if settings["mix"] else None}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="NAME=FOLDER")
     ap.add_argument("--out", required=True)
     ap.add_argument("--stage2", action="append", default=[], help="NAME=LOG of a stage-2 run")
+    ap.add_argument("--mix", action="append", default=[],
+                    help="NAME=LOG of a train_span_varied run started from the base model")
     ap.add_argument("--previous", help="qa.json of an earlier shipped model (reference row)")
     args = ap.parse_args(argv)
     t0 = time.process_time()
@@ -80,23 +95,17 @@ def main(argv=None):
         if not folder:
             raise SystemExit(f"error: {spec!r}: give NAME=FOLDER")
         runs[name] = summarise(folder)
-    stage2 = {}
-    for spec in args.stage2:
-        name, _, log = spec.partition("=")
-        recs = [json.loads(x) for x in Path(log).read_text().splitlines() if x]
-        stage2[name] = {"settings": {k: recs[0].get(k) for k in ("start", "lr", "steps", "batch", "frac",
-                                                               "n_contexts", "rich", "varied", "mix")},
-                        "evals": [r for r in recs if "pval_em" in r]}
-        stage2[name]["settings"]["start"] = str(stage2[name]["settings"]["start"]).replace("/work/runs/qa/", "runs/qa/")
+    stage2 = {name: varied_run(log) for name, _, log in (x.partition("=") for x in args.stage2)}
+    mix = {name: varied_run(log) for name, _, log in (x.partition("=") for x in args.mix)}
     previous = None
     if args.previous:
         prev = json.loads(Path(args.previous).read_text())
         previous = {"base_attention": prev["base"]["config"]["attention"], "scores": prev["scores"],
                     "command": prev.get("command"), "stage1": prev.get("stage1", {}).get("command")}
     cmd = " ".join(["python scripts/span_strategies.py --out", args.out, *args.runs,
-                    *(f"--stage2 {x}" for x in args.stage2),
+                    *(f"--stage2 {x}" for x in args.stage2), *(f"--mix {x}" for x in args.mix),
                     *([f"--previous {args.previous}"] if args.previous else [])])
-    out = {"command": cmd.replace("/work/runs/qa/", "runs/qa/"), "runs": runs, "stage2": stage2,
+    out = {"command": cmd.replace("/work/runs/qa/", "runs/qa/"), "runs": runs, "stage2": stage2, "mix": mix,
            "previous": previous, "eval_cpu_s": round(time.process_time() - t0, 1)}
     write_json(args.out, out, indent=None)
     print(json.dumps({k: (v["evals"][-1], v["paraphrase_val"]["exact_match"]) for k, v in runs.items()}))
