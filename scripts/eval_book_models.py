@@ -129,8 +129,13 @@ def main(argv=None):
     data = json.loads(out.read_text()) if out.is_file() else {}
     if data.get("protocol") != protocol:
         data = {}
-    data.update(protocol=protocol, command="python scripts/eval_book_models.py " + " ".join(
-        [f"--model {m}" for m in args.model] + [f"--gap {g}" for g in args.gap] + [f"--out {out}"]))
+    command = "python scripts/eval_book_models.py " + " ".join(
+        [f"--model {m}" for m in args.model] + [f"--gap {g}" for g in args.gap]
+        + [f"--{k.replace('_', '-')} {v}" for k in ("shipped", "equal", "equal_full")
+           for v in getattr(args, k)] + [f"--out {out}"])
+    earlier = data.get("commands", [data["command"]] if "command" in data else [])
+    data.pop("command", None)
+    data.update(protocol=protocol, commands=earlier + [command])  # every run that filled the file
     models, wins = data.setdefault("models", {}), data.setdefault("windows", {})
     tok = resolve_tokenizer("bpe")
     slices = source_slices(tok, args.tokens, split="test")

@@ -87,6 +87,7 @@ def main(argv=None):
     ap.add_argument("--mix", action="append", default=[],
                     help="NAME=LOG of a train_span_varied run started from the base model")
     ap.add_argument("--previous", help="qa.json of an earlier shipped model (reference row)")
+    ap.add_argument("--replaced", help="qa.json of the shipped model the new one replaced")
     args = ap.parse_args(argv)
     t0 = time.process_time()
     runs = {}
@@ -102,11 +103,17 @@ def main(argv=None):
         prev = json.loads(Path(args.previous).read_text())
         previous = {"base_attention": prev["base"]["config"]["attention"], "scores": prev["scores"],
                     "command": prev.get("command"), "stage1": prev.get("stage1", {}).get("command")}
+    replaced = None
+    if args.replaced:
+        rep = json.loads(Path(args.replaced).read_text())
+        replaced = {"base_attention": rep["base"]["config"]["attention"], "command": rep.get("command"),
+                    "scores": rep["scores"]["shipped"]}
     cmd = " ".join(["python scripts/span_strategies.py --out", args.out, *args.runs,
                     *(f"--stage2 {x}" for x in args.stage2), *(f"--mix {x}" for x in args.mix),
-                    *([f"--previous {args.previous}"] if args.previous else [])])
+                    *([f"--previous {args.previous}"] if args.previous else []),
+                    *([f"--replaced {args.replaced}"] if args.replaced else [])])
     out = {"command": cmd.replace("/work/runs/qa/", "runs/qa/"), "runs": runs, "stage2": stage2, "mix": mix,
-           "previous": previous, "eval_cpu_s": round(time.process_time() - t0, 1)}
+           "previous": previous, "replaced": replaced, "eval_cpu_s": round(time.process_time() - t0, 1)}
     write_json(args.out, out, indent=None)
     print(json.dumps({k: (v["evals"][-1], v["paraphrase_val"]["exact_match"]) for k, v in runs.items()}))
 
