@@ -213,3 +213,49 @@ def test_commands_reject_bad_input(capsys, base):
     code, err = cli(capsys, ["qa-eval", "--checkpoint", str(base / "base"), "--qa-file",
                              str(base / "bad.jsonl")])
     assert code == 2 and "line 1" in err and "not a span" in err
+
+
+def test_epochs_to_steps_by_hand():
+    assert ft.epochs_to_steps(2, 6, 3) == 4  # 12 examples drawn, 3 per update
+    assert ft.epochs_to_steps(0.5, 6, 4) == 1  # int(0.75) = 0 updates: at least one
+    assert ft.epochs_to_steps(2.0, 5949, 8) == 1487
+    for bad in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="--epochs"):
+            ft.epochs_to_steps(bad, 6, 3)
+
+
+def test_by_epoch_batches_visit_every_example_once(monkeypatch):
+    seen = []
+    real = ft.answer_batch
+    monkeypatch.setattr(ft, "answer_batch", lambda b, *a: seen.extend(ex["id"] for ex in b) or real(b, *a))
+    examples, _ = ft.encode_examples(TOK, toy_records(), CFG.block_size, 4)
+    for i, ex in enumerate(examples):
+        ex["id"] = i
+    model = SpikeLLM(CFG)
+    ft.finetune(model, TOK, examples, ft.setup_strategy(model, "full"), steps=4, batch_size=3,
+                lr=1e-3, warmup=1, by_epoch=True)
+    assert sorted(seen[:6]) == sorted(seen[6:]) == list(range(6))  # two epochs of 6
+
+
+def test_generate_head_epochs_and_validation_curve(capsys, base):
+    pytest.importorskip("mlx.core")
+    from spike_lib.train.qa_baselines import test_sample
+
+    out = base / "gen-epochs"
+    code, res = cli(capsys, ["finetune", "--checkpoint", str(base / "base"), "--method", "full",
+                             "--out", str(out), "--train-file", str(base / "qa.jsonl"),
+                             "--epochs", "1", "--batch-size", "3", "--eval-every", "1",
+                             "--val-file", str(base / "qa.jsonl"), "--val-questions", "3",
+                             "--answer-tokens", "4", "--prompt-order", "question"])
+    assert code == 0, res
+    assert res["steps"] == 2 and res["epochs"] == 1.0 and "--epochs 1" in res["command"]
+    log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    evals = [r for r in log if "exact_match" in r]
+    assert [e["step"] for e in evals] == [1, 2] and [e["epoch"] for e in evals] == [0.5, 1.0]
+    assert res["val"] == evals[-1] and load_meta(out)["finetune"]["val"] == evals[-1]
+    # the last score is what qa-eval gives for the same three questions and the saved model
+    write_jsonl(base / "val3.jsonl", test_sample(toy_records(), 3))
+    code, ev = cli(capsys, ["qa-eval", "--checkpoint", str(out), "--qa-file",
+                            str(base / "val3.jsonl"), "--answer-tokens", "4"])
+    assert code == 0, ev
+    assert (ev["exact_match"], ev["f1"], ev["n"]) == (evals[-1]["exact_match"], evals[-1]["f1"], 3)

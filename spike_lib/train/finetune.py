@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spike_lib.core.atomic import write_text
 from spike_lib.core.config import check_choice, check_range
 from spike_lib.data.qa import answer_span, answer_texts  # noqa: F401 - the QA record format
 from spike_lib.train.prompt import (  # noqa: F401 - the prompt format, kept importable here
@@ -139,17 +140,23 @@ def setup_strategy(model, method, freeze_layers=None, rank=8, alpha=16.0, target
 
 def finetune(model, tok, examples, trainable, steps=100, batch_size=16, lr=1e-3, warmup=10,
              weight_decay=0.0, clip=1.0, seed=0, callback=None, compile=True,
-             context_loss=0.0) -> dict:
+             context_loss=0.0, by_epoch=False, val_records=None, eval_every=0, log=None,
+             order="context", answer_tokens=ANSWER_TOKENS) -> dict:
     """Train the parameters named in `trainable` on the answer's loss; the rest never changes.
 
     examples: from encode_examples (either prompt order). context_loss = lambda > 0 adds
     lambda times the mean cross-entropy over the prompt's context tokens (qa_batch); 0 is the
     answer-only loss of Eq. 9.1, computed exactly as before. Batches are drawn at random
     (seeded). Works on either backend (the MLX step is compiled unless compile=False: for a
-    handful of steps compiling costs more than it saves). Returns a history: step, loss (the
-    whole objective), lr, seconds.
+    handful of steps compiling costs more than it saves). by_epoch=True draws batches that visit
+    every example once per epoch instead (span_qa.epoch_batches). With val_records and
+    eval_every > 0, every eval_every steps and at the end the greedy answers to val_records (in
+    prompt `order`) are scored by qa_eval.evaluate_qa; each score and every 25th step also go to
+    log(record). Returns a history: step, loss (the whole objective), lr, seconds and evals
+    [{step, epoch, exact_match, f1, answer_loss, firing_rate, train_seconds}].
     """
     from spike_lib.numpy_impl.optim import cosine_lr
+    from spike_lib.train.span_qa import epoch_batches
 
     check_range("steps", steps, 1, kind=int)
     check_range("batch_size", batch_size, 1, kind=int)
@@ -180,10 +187,29 @@ def finetune(model, tok, examples, trainable, steps=100, batch_size=16, lr=1e-3,
         def one_step(x, y, w, lr_t):
             return train_step(view, opt, x, y, lr_t, clip, weights=w)["loss"]
 
-    hist = {"step": [], "loss": [], "lr": []}
-    start = time.perf_counter()
+    hist = {"step": [], "loss": [], "lr": [], "evals": []}
+    start, train_s = time.perf_counter(), 0.0
+    batches = epoch_batches(len(examples), min(batch_size, len(examples)), rng) if by_epoch else None
+
+    def evaluate(step):
+        from spike_lib.train.qa_eval import evaluate_qa
+
+        model.train(False)
+        res = evaluate_qa(model, tok, val_records, answer_tokens, order=order)
+        model.train(True)
+        rec = {"step": step, "epoch": step * batch_size / len(examples),
+               **{k: res[k] for k in ("exact_match", "f1", "answer_loss", "firing_rate")},
+               "train_seconds": train_s}
+        hist["evals"].append(rec)
+        if log:
+            log(rec)
+
     for step in range(steps):
-        idx = rng.choice(len(examples), size=min(batch_size, len(examples)), replace=False)
+        t0 = time.perf_counter()
+        if by_epoch:
+            idx = next(batches)
+        else:
+            idx = rng.choice(len(examples), size=min(batch_size, len(examples)), replace=False)
         batch = [examples[i] for i in idx]
         if lam:
             x, y, w = qa_batch(batch, block, pad, lam)
@@ -191,11 +217,18 @@ def finetune(model, tok, examples, trainable, steps=100, batch_size=16, lr=1e-3,
             (x, y), w = answer_batch(batch, block, pad), None
         lr_t = cosine_lr(step, lr, min(warmup, steps - 1), steps, lr * 0.1)
         loss = one_step(x, y, w, lr_t)
+        train_s += time.perf_counter() - t0
         for key, value in (("step", step), ("loss", loss), ("lr", lr_t)):
             hist[key].append(value)
         if callback is not None:
             callback(step, loss)
-    hist["seconds"] = time.perf_counter() - start
+        if log and step % 25 == 0:
+            log({"step": step, "loss": float(loss), "lr": lr_t, "train_seconds": train_s})
+        if val_records and eval_every and (step + 1) % eval_every == 0 and step + 1 < steps:
+            evaluate(step + 1)
+    if val_records and eval_every:
+        evaluate(steps)
+    hist["seconds"], hist["wall_seconds"] = train_s, time.perf_counter() - start
     model.train(False)
     return hist
 
@@ -267,6 +300,7 @@ def load_base(path, backend):
 
 
 def run(args) -> dict:
+    from spike_lib.cli import command_line
     from spike_lib.numpy_impl.lora import expand_targets, fingerprint, save_adapter
     from spike_lib.numpy_impl.train import TrainingDiverged
     from spike_lib.train.runfolder import check_out
@@ -293,17 +327,37 @@ def run(args) -> dict:
     trainable = setup_strategy(model, args.method, args.freeze_layers, args.rank, args.alpha,
                                expand_targets(args.targets), np.random.default_rng(args.seed))
     lr = DEFAULT_LR[args.method] if args.lr is None else args.lr
+    epochs = getattr(args, "epochs", None)
+    steps = args.steps if epochs is None else epochs_to_steps(epochs, len(examples), args.batch_size)
+    eval_every = getattr(args, "eval_every", None) or 0  # generate: validation only when asked
+    val, log_lines = None, []
+    if eval_every:
+        from spike_lib.data.qa import QA_DIR
+        from spike_lib.train.qa_baselines import test_sample
+
+        val = test_sample(load_qa_file(args.val_file or QA_DIR / "val.jsonl"), args.val_questions)
+
+    def log(rec):
+        log_lines.append(json.dumps(rec))
+        print(json.dumps(rec), file=sys.stderr, flush=True)
+
     try:
-        hist = finetune(model, tok, examples, trainable, args.steps, args.batch_size, lr,
-                        args.warmup, seed=args.seed, context_loss=lam)
+        hist = finetune(model, tok, examples, trainable, steps, args.batch_size, lr,
+                        args.warmup, seed=args.seed, context_loss=lam, by_epoch=epochs is not None,
+                        val_records=val, eval_every=eval_every, log=log if eval_every else None, order=order,
+                        answer_tokens=args.answer_tokens)
     except TrainingDiverged as err:
         print(f"error: {err}; nothing was saved: lower --lr", file=sys.stderr)
         return 1
     base = fingerprint(folder)
-    info = {"method": args.method, "steps": args.steps, "lr": lr, "batch_size": args.batch_size,
+    info = {"method": args.method, "steps": steps, "lr": lr, "batch_size": args.batch_size,
             "prompt_order": order, "context_loss": lam,
+            "epochs": steps * args.batch_size / len(examples),
             "final_loss": float(np.mean(hist["loss"][-10:])), "seconds": hist["seconds"],
+            "command": command_line(args),
             **count_params(model, trainable), **counts}
+    if hist["evals"]:
+        info["val"] = hist["evals"][-1]
     if args.method == "lora":
         save_adapter(args.out, model, base, meta={"finetune": info})
     elif is_mlx(model):
@@ -314,4 +368,12 @@ def run(args) -> dict:
         from spike_lib.train.checkpoint import save_checkpoint
 
         save_checkpoint(args.out, model, tok, meta={"finetune": info, "base": base})
+    if log_lines:  # the validation curve beside the weights, as the span head keeps it
+        write_text(Path(args.out) / "train_log.jsonl", "\n".join(log_lines) + "\n")
     return {**info, "out": str(args.out)}
+
+
+def epochs_to_steps(epochs, n_examples, batch_size) -> int:
+    """Updates of batch_size examples for `epochs` passes over n_examples (at least one)."""
+    check_range("--epochs", epochs, 0.0, 1e4, low_open=True)
+    return max(1, int(epochs * n_examples / batch_size))

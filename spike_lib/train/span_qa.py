@@ -342,15 +342,17 @@ def add_span_arguments(parser) -> None:
     parser.add_argument("--head", choices=HEADS, default="generate",
                         help="generate (write the answer, chapter 9) or span (point at it, 9b)")
     parser.add_argument("--epochs", type=float,
-                        help="span: passes over the training set (sets --steps)")
+                        help="passes over the training set (sets --steps; batches then visit "
+                        "every example once per epoch)")
     parser.add_argument("--window", type=int, default=3, choices=(1, 3),
                         help="span: hidden states per logit, h_i or h_(i-1), h_i, h_(i+1) (3)")
-    parser.add_argument("--val-file", help="span: JSONL scored every --eval-every steps "
+    parser.add_argument("--val-file", help="JSONL scored every --eval-every steps "
                         "(data/qa/val.jsonl)")
     parser.add_argument("--val-questions", type=int, default=200,
-                        help="span: a fixed sample of this many validation questions (200)")
-    parser.add_argument("--eval-every", type=int, default=75,
-                        help="span: steps between validation scores (75; 0: only at the end)")
+                        help="a fixed sample of this many validation questions (200)")
+    parser.add_argument("--eval-every", type=int,
+                        help="steps between validation scores (span: 75 by default, 0: only at "
+                        "the end; generate: none unless given, then also at the end)")
     parser.add_argument("--long-contexts", choices=("cut", "windows"), default="cut",
                         help="span: a training context longer than the window: cut it and skip "
                         "the example if its answer falls off (cut), or train on the window that "
@@ -361,9 +363,16 @@ def run_finetune(args) -> dict:
     """`finetune --head span`: fine-tune a SpanQA on --train-file and write a QA model folder."""
     import sys
 
+    from spike_lib.cli import command_line
     from spike_lib.data.qa import QA_DIR
     from spike_lib.numpy_impl.lora import expand_targets
-    from spike_lib.train.finetune import DEFAULT_LR, load_base, load_qa_file, setup_strategy
+    from spike_lib.train.finetune import (
+        DEFAULT_LR,
+        epochs_to_steps,
+        load_base,
+        load_qa_file,
+        setup_strategy,
+    )
     from spike_lib.train.qa_baselines import test_sample
 
     model, tok, folder = load_base(args.checkpoint, args.backend)
@@ -373,8 +382,8 @@ def run_finetune(args) -> dict:
     trainable = span_trainable(qa, names)
     examples, counts = encode_span_examples(tok, load_qa_file(args.train_file),
                                             model.cfg.block_size, args.long_contexts == "windows")
-    steps = args.steps if args.epochs is None else max(1, int(args.epochs * len(examples)
-                                                             / args.batch_size))
+    steps = args.steps if args.epochs is None else epochs_to_steps(args.epochs, len(examples),
+                                                                   args.batch_size)
     val = test_sample(load_qa_file(args.val_file or QA_DIR / "val.jsonl"), args.val_questions)
     log_lines = []
 
@@ -384,8 +393,9 @@ def run_finetune(args) -> dict:
 
     lr = DEFAULT_LR[args.method] if args.lr is None else args.lr
     hist = finetune_span(qa, tok, examples, trainable, steps, args.batch_size, lr, args.warmup,
-                         seed=args.seed, val_records=val, eval_every=args.eval_every, log=log)
-    meta = {"command": "python -m spike_lib " + " ".join(sys.argv[1:]), "steps": steps,
+                         seed=args.seed, val_records=val, eval_every=75 if args.eval_every is None
+                         else args.eval_every, log=log)
+    meta = {"command": command_line(args), "steps": steps,
             "lr": lr, "batch_size": args.batch_size, "epochs": steps * args.batch_size / len(examples),
             "train_seconds": hist["seconds"], "cpu": cpu_name(),
             "val": hist["evals"][-1], **counts}
