@@ -90,13 +90,6 @@ def emit(result: dict, as_json: bool) -> int:
     return 1 if bad else 0
 
 
-def command_line(args) -> str:
-    """The command that made `args`, to store beside what it wrote (quoted for a shell)."""
-    import shlex
-
-    return "python -m spike_lib " + shlex.join(getattr(args, "_argv", sys.argv[1:]))
-
-
 def main(argv=None) -> int:
     if argv is None:  # run as a program: give MLX the fast system BLAS (see spike_lib.core.blas)
         from spike_lib.core.blas import reexec_with_openblas
@@ -104,7 +97,7 @@ def main(argv=None) -> int:
         reexec_with_openblas(sys.argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    args._argv = list(sys.argv[1:] if argv is None else argv)  # for command_line(args)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # for train.finetune.command_line
     if args.command is None:
         parser.print_help()
         return 0

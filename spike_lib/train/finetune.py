@@ -299,8 +299,17 @@ def load_base(path, backend):
     return model, tok, resolve_checkpoint(path)
 
 
+def command_line(args) -> str:
+    """The command that made `args`, to store beside what it wrote (quoted for a shell).
+
+    The cli keeps the arguments it parsed in args._argv, also when main() is called from Python.
+    """
+    import shlex
+
+    return "python -m spike_lib " + shlex.join(getattr(args, "_argv", sys.argv[1:]))
+
+
 def run(args) -> dict:
-    from spike_lib.cli import command_line
     from spike_lib.numpy_impl.lora import expand_targets, fingerprint, save_adapter
     from spike_lib.numpy_impl.train import TrainingDiverged
     from spike_lib.train.runfolder import check_out

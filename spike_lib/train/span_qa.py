@@ -363,11 +363,11 @@ def run_finetune(args) -> dict:
     """`finetune --head span`: fine-tune a SpanQA on --train-file and write a QA model folder."""
     import sys
 
-    from spike_lib.cli import command_line
     from spike_lib.data.qa import QA_DIR
     from spike_lib.numpy_impl.lora import expand_targets
     from spike_lib.train.finetune import (
         DEFAULT_LR,
+        command_line,
         epochs_to_steps,
         load_base,
         load_qa_file,
