@@ -60,7 +60,8 @@ def main(argv=None):
     p.add_argument("runs", nargs="+", help="NAME=FOLDER of a finetune --head generate run")
     p.add_argument("--out", default="data/qa/gen_epochs.json", help="the JSON file to write")
     args = p.parse_args(argv)
-    sets = {"val (200)": test_sample(load_qa_file(QA_DIR / "val.jsonl"), 200),  # as prompt_order.json
+    # the validation sample of prompt_order.json, chapter 9's test sample, the paraphrase val set
+    sets = {"val (200)": test_sample(load_qa_file(QA_DIR / "val.jsonl"), 200),
             "test sample (200)": test_sample(load_qa_file(QA_DIR / "test.jsonl"), 200),
             "paraphrase val": load_qa_file(QA_DIR / "paraphrase_val.jsonl")}
     t0 = time.process_time()

@@ -227,7 +227,8 @@ def test_epochs_to_steps_by_hand():
 def test_by_epoch_batches_visit_every_example_once(monkeypatch):
     seen = []
     real = ft.answer_batch
-    monkeypatch.setattr(ft, "answer_batch", lambda b, *a: seen.extend(ex["id"] for ex in b) or real(b, *a))
+    monkeypatch.setattr(ft, "answer_batch",
+                        lambda b, *a: seen.extend(ex["id"] for ex in b) or real(b, *a))
     examples, _ = ft.encode_examples(TOK, toy_records(), CFG.block_size, 4)
     for i, ex in enumerate(examples):
         ex["id"] = i

@@ -189,7 +189,9 @@ def finetune(model, tok, examples, trainable, steps=100, batch_size=16, lr=1e-3,
 
     hist = {"step": [], "loss": [], "lr": [], "evals": []}
     start, train_s = time.perf_counter(), 0.0
-    batches = epoch_batches(len(examples), min(batch_size, len(examples)), rng) if by_epoch else None
+    batches = None
+    if by_epoch:
+        batches = epoch_batches(len(examples), min(batch_size, len(examples)), rng)
 
     def evaluate(step):
         from spike_lib.train.qa_eval import evaluate_qa
@@ -337,7 +339,8 @@ def run(args) -> dict:
                                expand_targets(args.targets), np.random.default_rng(args.seed))
     lr = DEFAULT_LR[args.method] if args.lr is None else args.lr
     epochs = getattr(args, "epochs", None)
-    steps = args.steps if epochs is None else epochs_to_steps(epochs, len(examples), args.batch_size)
+    steps = (args.steps if epochs is None
+             else epochs_to_steps(epochs, len(examples), args.batch_size))
     eval_every = getattr(args, "eval_every", None) or 0  # generate: validation only when asked
     val, log_lines = None, []
     if eval_every:
@@ -353,8 +356,8 @@ def run(args) -> dict:
     try:
         hist = finetune(model, tok, examples, trainable, steps, args.batch_size, lr,
                         args.warmup, seed=args.seed, context_loss=lam, by_epoch=epochs is not None,
-                        val_records=val, eval_every=eval_every, log=log if eval_every else None, order=order,
-                        answer_tokens=args.answer_tokens)
+                        val_records=val, eval_every=eval_every, log=log if eval_every else None,
+                        order=order, answer_tokens=args.answer_tokens)
     except TrainingDiverged as err:
         print(f"error: {err}; nothing was saved: lower --lr", file=sys.stderr)
         return 1

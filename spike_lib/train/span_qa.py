@@ -396,7 +396,8 @@ def run_finetune(args) -> dict:
                          seed=args.seed, val_records=val, eval_every=75 if args.eval_every is None
                          else args.eval_every, log=log)
     meta = {"command": command_line(args), "steps": steps,
-            "lr": lr, "batch_size": args.batch_size, "epochs": steps * args.batch_size / len(examples),
+            "lr": lr, "batch_size": args.batch_size,
+            "epochs": steps * args.batch_size / len(examples),
             "train_seconds": hist["seconds"], "cpu": cpu_name(),
             "val": hist["evals"][-1], **counts}
     save_qa_model(args.out, qa, tok, folder, "span", args.method, meta=meta,
