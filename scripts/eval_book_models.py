@@ -96,6 +96,21 @@ def paired(wa, wb):
             "windows": int(diff.size)}
 
 
+def energy_row(model, ids, batch_size=16) -> dict:
+    """As eval (train.evaluation.evaluate_text): one batch of block-size windows of ids read
+    once; the mean firing rate of the neuron layers and the energy ratio of Eq. 8.5 (SNN / ANN)."""
+    from spike_lib.train.evaluation import DERIVED_RATES
+
+    n_ctx = model.cfg.block_size
+    rows = np.arange(0, len(ids) - n_ctx, n_ctx)[:batch_size, None] + np.arange(n_ctx)
+    model.train(False)
+    model(ids[rows])
+    rates = [v for k, v in model.firing_rates().items() if not k.endswith(DERIVED_RATES)]
+    return {"firing_rate": float(np.mean(rates)) if rates else None,
+            "energy_ratio": float(model.energy_report(rows.shape[0], n_ctx).ratio),
+            "energy_protocol": f"the first {batch_size} windows of the pooled test slices"}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER",
@@ -112,6 +127,9 @@ def main(argv=None):
                     help="record NAME as the shipped folder's model at the equal-step comparison")
     ap.add_argument("--equal-full", action="append", default=[], metavar="FOLDER=NAME",
                     help="the same at the full budget (the models that reached the last step)")
+    ap.add_argument("--energy", action="append", default=[], metavar="NAME=FOLDER",
+                    help="add the firing rate and the energy ratio (SNN / ANN, eval's) of a "
+                    "stored model, from one batch of test windows (repeat)")
     ap.add_argument("--force", action="store_true", help="recompute models already stored")
     args = ap.parse_args(argv)
 
@@ -131,7 +149,7 @@ def main(argv=None):
         data = {}
     command = "python scripts/eval_book_models.py " + " ".join(
         [f"--model {m}" for m in args.model] + [f"--gap {g}" for g in args.gap]
-        + [f"--{k.replace('_', '-')} {v}" for k in ("shipped", "equal", "equal_full")
+        + [f"--{k.replace('_', '-')} {v}" for k in ("energy", "shipped", "equal", "equal_full")
            for v in getattr(args, k)] + [f"--out {out}"])
     earlier = data.get("commands", [data["command"]] if "command" in data else [])
     data.pop("command", None)
@@ -168,6 +186,15 @@ def main(argv=None):
         print(f"{name}: test {models[name]['test_bpc']:.3f}, ctx{args.context_tokens} "
               f"{models[name]['test_bpc_ctx']:.3f}, val {vbpc:.3f} ({models[name]['cpu_s']} CPU s)",
               flush=True)
+    for spec in args.energy:
+        name, folder = spec.split("=", 1)
+        if name not in models:
+            raise SystemExit(f"error: score {name} first (--model {name}=FOLDER)")
+        model, mtok, _ = load_checkpoint(folder)
+        ids = np.concatenate(list(slices.values()))
+        models[name].update(energy_row(model, ids))
+        print(f"{name}: firing rate {models[name]['firing_rate']:.3f}, energy ratio "
+              f"{models[name]['energy_ratio']:.3f} (SNN / ANN)", flush=True)
     gaps = {}
     for spec in args.gap:
         label, pair = spec.split("=", 1)
