@@ -156,7 +156,7 @@ def finetune(model, tok, examples, trainable, steps=100, batch_size=16, lr=1e-3,
     [{step, epoch, exact_match, f1, answer_loss, firing_rate, train_seconds}].
     """
     from spike_lib.numpy_impl.optim import cosine_lr
-    from spike_lib.train.span_qa import epoch_batches
+    from spike_lib.train.span_qa import epoch_batches, validation_record
 
     check_range("steps", steps, 1, kind=int)
     check_range("batch_size", batch_size, 1, kind=int)
@@ -196,12 +196,9 @@ def finetune(model, tok, examples, trainable, steps=100, batch_size=16, lr=1e-3,
     def evaluate(step):
         from spike_lib.train.qa_eval import evaluate_qa
 
-        model.train(False)
-        res = evaluate_qa(model, tok, val_records, answer_tokens, order=order)
-        model.train(True)
-        rec = {"step": step, "epoch": step * batch_size / len(examples),
-               **{k: res[k] for k in ("exact_match", "f1", "answer_loss", "firing_rate")},
-               "train_seconds": train_s}
+        rec = validation_record(
+            model, lambda: evaluate_qa(model, tok, val_records, answer_tokens, order=order),
+            step, step * batch_size / len(examples), train_s)
         hist["evals"].append(rec)
         if log:
             log(rec)

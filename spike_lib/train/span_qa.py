@@ -123,6 +123,17 @@ def epoch_batches(n, batch_size, rng):
             yield order[b: b + batch_size]
 
 
+def validation_record(model, score, step, epoch, train_seconds) -> dict:
+    """One point of a validation curve: score() (evaluate_span or qa_eval.evaluate_qa on the
+    validation records) run in eval mode, then back to training mode."""
+    model.train(False)
+    res = score()
+    model.train(True)
+    return {"step": step, "epoch": epoch,
+            **{k: res[k] for k in ("exact_match", "f1", "answer_loss", "firing_rate")},
+            "train_seconds": train_seconds}
+
+
 def finetune_span(model, tok, examples, trainable, steps=100, batch_size=16, lr=1e-3, warmup=20,
                   clip=1.0, seed=0, val_records=None, eval_every=0, log=None, compile=True) -> dict:
     """Train the named parameters of a SpanQA on the span loss (Adam: no weight decay).
@@ -176,12 +187,8 @@ def finetune_span(model, tok, examples, trainable, steps=100, batch_size=16, lr=
     start, train_s = time.perf_counter(), 0.0
 
     def evaluate(step):
-        model.train(False)
-        res = evaluate_span(model, tok, val_records)
-        model.train(True)
-        rec = {"step": step, "epoch": step * batch_size / len(examples),
-               **{k: res[k] for k in ("exact_match", "f1", "answer_loss", "firing_rate")},
-               "train_seconds": train_s}
+        rec = validation_record(model, lambda: evaluate_span(model, tok, val_records), step,
+                                step * batch_size / len(examples), train_s)
         hist["evals"].append(rec)
         if log:
             log(rec)
