@@ -23,7 +23,7 @@ from spike_lib.core.fused_plan import fused_kind, plain_lif, qkv_plan
 from spike_lib.mlx_impl.attention import SDSA
 from spike_lib.mlx_impl.context_attention import DecaySDSA, MeanSDSA, SpikeMatrixAttention
 from spike_lib.mlx_impl.layers import LayerNorm, Linear
-from spike_lib.mlx_impl.neurons import LIF
+from spike_lib.mlx_impl.neurons import LIF, time_row
 
 CLASSES = {"SDSA": SDSA, "MeanSDSA": MeanSDSA, "DecaySDSA": DecaySDSA,
            "SpikeMatrixAttention": SpikeMatrixAttention}
@@ -56,21 +56,8 @@ def lif_steps(x, neuron, steps=None, bias=None):
         prev = u[t - 1:t] if t > 1 or bias is None else x[:1] + bias  # a slice, not u[t - 1]
         s = (prev > th).astype(x.dtype)
         v = prev - th * s if reset == "subtract" else prev * (1.0 - s)
-        u = u + _row(n, t, x.ndim, x.dtype) * (beta * v)  # u[t] = x[t] + beta v[t-1]; others + 0
+        u = u + time_row(n, t, x.ndim, x.dtype) * (beta * v)  # u[t] += beta v[t-1]
     return (u > th).astype(x.dtype)
-
-
-_ROWS = {}
-
-
-def _row(n, t, ndim, dtype):
-    """The constant (n, 1, ...) mask that is 1 at row t (made once, not once per token)."""
-    key = (n, t, ndim, dtype)
-    if key not in _ROWS:
-        row = (mx.arange(n) == t).astype(dtype).reshape(n, *([1] * (ndim - 1)))
-        mx.eval(row)
-        _ROWS[key] = row
-    return _ROWS[key]
 
 
 def _norm(ln, x):

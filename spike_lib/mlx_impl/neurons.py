@@ -62,6 +62,19 @@ def lif_forward(
     return mx.stack(spks), mx.stack(mems)
 
 
+_ROWS = {}
+
+
+def time_row(n, t, ndim, dtype):
+    """The constant (n, 1, ...) 0/1 mask that is 1 at timestep t (made once per shape)."""
+    key = (n, t, ndim, dtype)
+    if key not in _ROWS:
+        row = (mx.arange(n) == t).astype(dtype).reshape(n, *([1] * (ndim - 1)))
+        mx.eval(row)
+        _ROWS[key] = row
+    return _ROWS[key]
+
+
 @cache
 def _fused_lif(beta, threshold, reset, sg):
     """The whole LIF over T as one mx.custom_function: (spk, mem) forward, and its hand-written
@@ -69,32 +82,35 @@ def _fused_lif(beta, threshold, reset, sg):
 
     du[t] = dspk[t] g(u[t] - threshold) + dmem[t] + beta du[t+1] (1, or 1 - s[t] for the zero
     reset): the same gradient autodiff takes through the loop of lif_forward (tested equal).
+    No per-timestep arrays and no mx.stack (a copy of every spike and membrane): the membranes
+    of all T steps are one array u, and step t adds beta v[t-1] to its own rows only (a 0/1 row
+    mask), so the forward writes u and the spikes once; the backward runs the same way in
+    reverse. Measured on the book step (batch 16): about 12 % more tokens/s than the loop with
+    stacks, as much as a LIF with no time loop at all would give (benchmarks in chapter 7b).
     """
 
     @mx.custom_function
     def lif_seq(x):
-        v = mx.zeros(x.shape[1:], dtype=x.dtype)
-        spks, mems = [], []
-        for t in range(x.shape[0]):
-            u = beta * v + x[t]  # charge
-            s = (u > threshold).astype(x.dtype)  # fire: heaviside(u - threshold)
-            v = u - threshold * s if reset == "subtract" else u * (1.0 - s)  # reset
-            spks.append(s)
-            mems.append(u)
-        return mx.stack(spks), mx.stack(mems)
+        n, u = x.shape[0], x
+        for t in range(1, n):  # u[t] = x[t] + beta v[t-1]; the other rows + 0
+            prev = u[t - 1:t]
+            s = (prev > threshold).astype(x.dtype)
+            v = prev - threshold * s if reset == "subtract" else prev * (1.0 - s)
+            u = u + time_row(n, t, x.ndim, x.dtype) * (beta * v)
+        return (u > threshold).astype(x.dtype), u
 
     @lif_seq.vjp
     def lif_vjp(primals, cotangents, outputs):
         dspk, dmem = cotangents
         spk, mem = outputs
-        dxs, du = [], None
-        for t in range(mem.shape[0] - 1, -1, -1):
-            g = dspk[t] * sg.grad(mem[t] - threshold, xp=mx).astype(dspk.dtype) + dmem[t]
-            if du is not None:  # v[t] = u[t] - threshold s[t] (s detached): dv/du = 1 or 1 - s
-                g = g + beta * du * (1.0 if reset == "subtract" else (1.0 - spk[t]))
-            du = g
-            dxs.append(g)
-        return mx.stack(dxs[::-1])
+        n = mem.shape[0]
+        du = dspk * sg.grad(mem - threshold, xp=mx).astype(dspk.dtype) + dmem
+        for t in range(n - 2, -1, -1):  # v[t] = u[t] - th s[t] (s detached): dv/du = 1 or 1 - s
+            carry = beta * du[t + 1:t + 2]
+            if reset != "subtract":
+                carry = carry * (1.0 - spk[t:t + 1])
+            du = du + time_row(n, t, mem.ndim, mem.dtype) * carry
+        return du
 
     return lif_seq
 
