@@ -30,7 +30,7 @@ def is_checkpoint(path) -> bool:
     """True when folder `path` holds a checkpoint and nothing else (it may be replaced by one)."""
     path = Path(path)
     names = {p.name for p in path.iterdir()} if path.is_dir() else set()
-    return {CONFIG, META} <= names and names <= set(CHECKPOINT_FILES)
+    return {CONFIG, META} <= names <= set(CHECKPOINT_FILES)
 
 
 def describe_folder(path, limit=4) -> str:

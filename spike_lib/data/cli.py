@@ -156,7 +156,12 @@ def build(cache_dir=None, root=None, offline=False, qa=True, log=print) -> dict:
     """Fetch, read, clean and split every source; write data/corpus/, data/manifest.json."""
     from spike_lib.data import corpus as C
     from spike_lib.data.clean import Cleaner, FilterReport
-    from spike_lib.data.manifest import MANIFEST_NAME, make_manifest, read_manifest, write_json_atomic
+    from spike_lib.data.manifest import (
+        MANIFEST_NAME,
+        make_manifest,
+        read_manifest,
+        write_json_atomic,
+    )
     from spike_lib.data.sources import SOURCES, default_cache_dir, fetch
 
     t0 = time.perf_counter()

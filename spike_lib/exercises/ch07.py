@@ -9,8 +9,8 @@ import mlx.core as mx
 import numpy as np
 
 from spike_lib.core.config import Config
-from spike_lib.numpy_impl.layers import LayerNorm
 from spike_lib.core.surrogate import FastSigmoid
+from spike_lib.numpy_impl.layers import LayerNorm
 
 
 def _correct(name):

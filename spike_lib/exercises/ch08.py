@@ -5,7 +5,7 @@ Taught in: notebooks/08_training_the_book_model.ipynb
 
 import math
 
-from spike_lib.core.energy import E_AC_PJ, E_MAC_PJ, EnergyReport
+from spike_lib.core.energy import E_AC_PJ, E_MAC_PJ
 
 
 def _correct(name):

@@ -7,10 +7,10 @@ import numpy as np
 
 from spike_lib.core.config import Config, check_range
 from spike_lib.core.energy import EnergyReport, linear_flops
-from spike_lib.numpy_impl.neurons import LIF
 from spike_lib.numpy_impl.attention import SDSA, SoftmaxAttention
 from spike_lib.numpy_impl.layers import GELU, Dropout, Embedding, Linear, cross_entropy
 from spike_lib.numpy_impl.module import Module
+from spike_lib.numpy_impl.neurons import LIF
 from spike_lib.numpy_impl.optim import AdamW, clip_grad_norm, cosine_lr
 
 

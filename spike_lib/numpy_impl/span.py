@@ -9,8 +9,8 @@ Taught in: notebooks/09b_span_qa.ipynb
 
 import numpy as np
 
-from spike_lib.core.constants import NEG_INF, SPAN_WINDOWS
 from spike_lib.core.config import check_choice, check_range
+from spike_lib.core.constants import NEG_INF, SPAN_WINDOWS
 from spike_lib.numpy_impl.layers import _check_rng
 from spike_lib.numpy_impl.module import Module
 

@@ -50,10 +50,9 @@ class NumpyBackend:
     name = "numpy"
 
     def __init__(self, cfg, opts):
+        from spike_lib.numpy_impl.layers import Dropout
         from spike_lib.numpy_impl.model import SpikeLLM
         from spike_lib.numpy_impl.optim import AdamW
-
-        from spike_lib.numpy_impl.layers import Dropout
 
         self.model = SpikeLLM(cfg)
         self.opt = AdamW(self.model, lr=opts["lr"], weight_decay=opts["weight_decay"])

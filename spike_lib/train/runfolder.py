@@ -352,8 +352,7 @@ def repair_run(run, keep_step) -> list:
     if aside:
         raw = log.read_bytes().split(b"\n")
         with open(run / BAD_LOG, "ab") as f:
-            for i in aside:
-                f.write(raw[i - 1] + b"\n")
+            f.writelines(raw[i - 1] + b"\n" for i in aside)
         done.append(f"set aside log lines {aside} in {run / BAD_LOG}")
     keep = [rec for _, rec in lines if rec is not None and rec.get("step", 0) <= keep_step]
     with atomic_file(log) as f:
@@ -368,8 +367,8 @@ def truncate_log(path, last_step):
         repair_run(path.parent, last_step)
 
 
-__all__ = ["BAD_LOG", "CKPT", "LOCK", "LOG", "RUN_CONFIG", "OLD_TAG", "TMP_TAG", "RunLocked",
-           "append_log", "check_out", "check_out_file", "find_checkpoint", "kind_of",
-           "last_good_checkpoint", "lock_owner", "locked", "read_checkpoint", "read_log",
-           "read_run_config", "repair_folder", "repair_run", "replace_guard", "truncate_log",
-           "write_json_atomic", "write_run_config"]
+__all__ = ["BAD_LOG", "CKPT", "LOCK", "LOG", "OLD_TAG", "RUN_CONFIG", "TMP_TAG",
+           "RunLocked", "append_log", "check_out", "check_out_file", "find_checkpoint",
+           "kind_of", "last_good_checkpoint", "lock_owner", "locked", "read_checkpoint",
+           "read_log", "read_run_config", "repair_folder", "repair_run",
+           "replace_guard", "truncate_log", "write_json_atomic", "write_run_config"]
