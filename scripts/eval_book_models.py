@@ -16,7 +16,8 @@ pooled by Eq. 8.4 (sum of nats over ln 2 x sum of characters); "literary" pools 
 Milton and Shakespeare sources (the corpus's novels, verse and plays), "austen" alone is its
 prose. Also the mixed validation slice of the training logs (--val-tokens). Gaps: BPC(a) -
 BPC(b) on the pooled test text with the standard error of a paired bootstrap over the windows
-(`probes.window_nats`, the noise of the evaluation text, not of training). The count bigram and
+(`probes.window_nats`, the noise of the evaluation text, not of training); --ratio: the context
+gain of one model over another's, bootstrapped over the same windows. The count bigram and
 trigram (interpolated Kneser-Ney, fitted on the whole training split) get the same rows.
 --shipped / --equal record which stored model is each shipped folder's, and which are compared
 at equal steps. Models already in --out are kept (--force recomputes); the file is written after
@@ -49,10 +50,11 @@ def score_model(model, tok, slices, val_ids, context_tokens):
     for src, ids in slices.items():
         nats, starts, ends = window_nats(model, ids)
         chars = np.array([len(tok.decode(ids[s + 1: e + 1].tolist())) for s, e in zip(starts, ends)])
-        short = evaluate_context(model, ids, context_tokens)["total_nats"]
-        per[src] = {"chars": int(chars.sum()), "nats_full": float(nats.sum()), "nats_short": short,
-                    "tokens": int(len(ids) - 1)}
-        windows[src] = {"nats": nats.tolist(), "chars": chars.tolist()}
+        short = evaluate_context(model, ids, context_tokens, per_window=True)
+        per[src] = {"chars": int(chars.sum()), "nats_full": float(nats.sum()),
+                    "nats_short": short["total_nats"], "tokens": int(len(ids) - 1)}
+        windows[src] = {"nats": nats.tolist(), "chars": chars.tolist(),
+                        "nats_short": short["window_nats"].tolist()}
     val = evaluate(model, val_ids, n_chars=len(tok.decode(val_ids[1:].tolist())))
     return per, windows, val["bpc"]
 
@@ -96,6 +98,23 @@ def paired(wa, wb):
             "windows": int(diff.size)}
 
 
+def gain_ratio(wa, wb):
+    """Context gain of a over that of b (both: nats with the short context - nats with the full
+    one, on the same windows; the characters cancel) and its paired-bootstrap standard error."""
+    missing = [w for w in (wa, wb) if "nats_short" not in next(iter(w.values()))]
+    if missing:
+        raise SystemExit("error: a model of --ratio has no per-window short-context nats (scored "
+                         "before they were stored); score it again with --force")
+    srcs = sorted(wa)
+    ga, gb = ([np.concatenate([w[s][k] for s in srcs]) for k in ("nats_short", "nats")]
+              for w in (wa, wb))
+    da, db = ga[0] - ga[1], gb[0] - gb[1]  # the gain of each window, in nats
+    pick = np.random.default_rng(BOOT_SEED).integers(0, da.size, (N_BOOT, da.size))
+    boot = da[pick].sum(axis=1) / db[pick].sum(axis=1)
+    return {"ratio": float(da.sum() / db.sum()), "se": float(boot.std(ddof=1)),
+            "windows": int(da.size)}
+
+
 def energy_row(model, ids, batch_size=16) -> dict:
     """As eval (train.evaluation.evaluate_text): one batch of block-size windows of ids read
     once; the mean firing rate of the neuron layers and the energy ratio of Eq. 8.5 (SNN / ANN)."""
@@ -117,6 +136,8 @@ def main(argv=None):
                     help="a checkpoint folder to score, under a name (repeat)")
     ap.add_argument("--gap", action="append", default=[], metavar="LABEL=A:B",
                     help="report BPC(A) - BPC(B) with its noise level (repeat)")
+    ap.add_argument("--ratio", action="append", default=[], metavar="LABEL=A:B",
+                    help="report the context gain of A over that of B with its noise (repeat)")
     ap.add_argument("--out", required=True, help="JSON file to write")
     ap.add_argument("--tokens", type=int, default=2560, help="test tokens per source (2560)")
     ap.add_argument("--val-tokens", type=int, default=4096, help="mixed validation tokens (4096)")
@@ -149,6 +170,7 @@ def main(argv=None):
         data = {}
     command = "python scripts/eval_book_models.py " + " ".join(
         [f"--model {m}" for m in args.model] + [f"--gap {g}" for g in args.gap]
+        + [f"--ratio {r}" for r in args.ratio]
         + [f"--{k.replace('_', '-')} {v}" for k in ("energy", "shipped", "equal", "equal_full")
            for v in getattr(args, k)] + [f"--out {out}"])
     earlier = data.get("commands", [data["command"]] if "command" in data else [])
@@ -173,7 +195,7 @@ def main(argv=None):
         if name in models and not args.force:
             continue
         t0 = time.process_time()
-        model, mtok, meta = load_checkpoint(folder)
+        model, mtok, _ = load_checkpoint(folder)
         if mtok.vocab_size != tok.vocab_size:
             raise SystemExit(f"error: {folder} has another tokenizer than the shipped BPE")
         per, windows, vbpc = score_model(model, mtok, slices, val_ids, args.context_tokens)
@@ -203,6 +225,14 @@ def main(argv=None):
             gaps[label] = {"a": a, "b": b, **paired(wins[a], wins[b])}
             print(f"gap {label} ({a} - {b}): {gaps[label]['gap']:+.4f} +- {gaps[label]['se']:.4f} BPC")
     data["gaps"] = {**data.get("gaps", {}), **gaps}
+    ratios = {}
+    for spec in args.ratio:
+        label, pair = spec.split("=", 1)
+        a, b = pair.split(":")
+        ratios[label] = {"a": a, "b": b, **gain_ratio(wins[a], wins[b])}
+        print(f"gain ratio {label} ({a} / {b}): {ratios[label]['ratio']:.3f} +- "
+              f"{ratios[label]['se']:.3f}")
+    data["gain_ratios"] = {**data.get("gain_ratios", {}), **ratios}
     for key, specs in (("shipped", args.shipped), ("equal_steps", args.equal),
                        ("equal_steps_full", args.equal_full)):
         data[key] = {**data.get(key, {}), **dict(s.split("=", 1) for s in specs)}

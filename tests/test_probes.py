@@ -33,6 +33,19 @@ def test_context_of_a_full_window_is_evaluate(trigram, rng):
         assert mine == evaluate(model, ids, n_chars=60, batch_size=3)
 
 
+
+@pytest.mark.parametrize("n", [2, 5, None])
+def test_per_window_nats_are_each_window_scored_alone(trigram, n, rng):
+    """Window w's nats equal evaluate_context on its own tokens ids[s .. e] (no target reads
+    outside its window); they add up to the total, in window_nats's order."""
+    _, model = trigram
+    ids = rng.integers(0, 5, 45)  # windows start at 0, 8, ..., 40 (the last predicts 4 tokens)
+    got = evaluate_context(model, ids, n, batch_size=2, per_window=True)
+    alone = [evaluate_context(model, ids[s: s + 9], n)["total_nats"] for s in range(0, 44, 8)]
+    assert len(got["window_nats"]) == 6
+    np.testing.assert_allclose(got["window_nats"], alone, rtol=1e-12)
+    assert math.isclose(got["window_nats"].sum(), got["total_nats"], rel_tol=1e-12)
+
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
 def test_sliding_window_agrees_with_the_ngram_contexts(trigram, n, rng):
     """Two implementations: windows run through the model, and the n-gram's own contexts."""

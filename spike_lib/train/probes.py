@@ -19,17 +19,18 @@ def log_softmax(logits):
 
 
 def _nll(model, rows, targets, batch_rows, last_only=False):
-    """Sum of -log p(target) over rows (R, m): at every position, or at the last one only."""
-    total = 0.0
+    """-log p(target) for rows (R, m): (R, m) at every position, or (R,) at the last one only."""
+    out = []
     for b in range(0, len(rows), batch_rows):
         lp = log_softmax(np.asarray(model(rows[b: b + batch_rows]), dtype=np.float64))
         if last_only:
             lp = lp[:, -1]
-        total -= float(np.take_along_axis(lp, targets[b: b + batch_rows, ..., None], -1).sum())
-    return total
+        out.append(-np.take_along_axis(lp, targets[b: b + batch_rows, ..., None], -1)[..., 0])
+    return np.concatenate(out)
 
 
-def evaluate_context(model, ids, context_tokens=None, n_chars=None, batch_size=16) -> dict:
+def evaluate_context(model, ids, context_tokens=None, n_chars=None, batch_size=16,
+                     per_window=False) -> dict:
     """`evaluate`'s numbers when each prediction sees at most context_tokens previous tokens.
 
     eval's windows of L = block_size tokens give target ids[i] the tokens ids[s .. i - 1] of its
@@ -37,37 +38,43 @@ def evaluate_context(model, ids, context_tokens=None, n_chars=None, batch_size=1
     targets with i - s <= N come from a forward pass over the first N tokens of their window,
     the others each from their own window ids[i - N .. i - 1] (a sliding window, which starts
     again at position 0, as `generate` does past block_size). N >= L (or None) is `evaluate`.
+    per_window=True adds "window_nats": the nats of each of eval's windows (window_nats's
+    order), so a context gain can be bootstrapped over the same windows as the full context.
     """
     from spike_lib.core.config import check_range
     from spike_lib.core.scoring import as_ids, bits_per_char, evaluate
 
     n_ctx = model.cfg.block_size
     if context_tokens is None or context_tokens >= n_ctx:
-        return evaluate(model, ids, n_chars=n_chars, batch_size=batch_size)
+        out = evaluate(model, ids, n_chars=n_chars, batch_size=batch_size)
+        if per_window:
+            out["window_nats"] = window_nats(model, ids, batch_size)[0]
+        return out
     check_range("context_tokens", context_tokens, 1, kind=int)
     ids = as_ids(ids, model.cfg.vocab_size)
     if len(ids) < 2:
         raise ValueError("evaluate_context needs at least 2 tokens: one to read, one to predict")
     big = context_tokens
     model.train(False)
-    total, count = 0.0, 0
+    nats = np.zeros(len(ids))  # nats[i]: the cost of target ids[i] (i >= 1)
     starts = np.arange(0, len(ids) - 1, n_ctx)
     prefix = np.minimum(big, len(ids) - 1 - starts)  # targets of each window within N tokens
     for m in np.unique(prefix):  # the first m tokens of each window (the last may be shorter)
         rows = starts[prefix == m][:, None] + np.arange(m)
-        total += _nll(model, ids[rows], ids[rows + 1], batch_size * n_ctx // m)
-        count += rows.size
+        nats[rows + 1] = _nll(model, ids[rows], ids[rows + 1], batch_size * n_ctx // m)
     i = np.arange(1, len(ids))
     far = i[i - ((i - 1) // n_ctx) * n_ctx > big]  # targets that read more than N tokens in eval
     if far.size:
         rows = far[:, None] - big + np.arange(big)  # ids[i - N .. i - 1]
-        total += _nll(model, ids[rows], ids[far], batch_size * n_ctx // big, last_only=True)
-        count += far.size
+        nats[far] = _nll(model, ids[rows], ids[far], batch_size * n_ctx // big, last_only=True)
+    total, count = float(nats.sum()), len(ids) - 1
     loss = total / count
     out = {"loss": loss, "perplexity": math.exp(min(loss, 700.0)),
            "bits_per_token": loss / math.log(2), "total_nats": total, "n_tokens": count}
     if n_chars is not None:
         out["bpc"] = bits_per_char(total, n_chars)
+    if per_window:
+        out["window_nats"] = np.bincount((i - 1) // n_ctx, weights=nats[1:])
     return out
 
 
