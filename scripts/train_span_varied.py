@@ -1,9 +1,10 @@
 """Stage 2 of data/checkpoints/book-qa: a span model fine-tuned on template + varied records.
 
 nice -n 10 .venv/bin/python scripts/train_span_varied.py NAME START LR STEPS [BATCH] [EVAL_EVERY]
-    [VARIED_FRAC] [SEED] [N_CONTEXTS] [RICH] [WINDOWS]
+    [VARIED_FRAC] [SEED] [N_CONTEXTS] [RICH] [WINDOWS] [HARD]
 The varied records (spike_lib.data.qa_varied, N_CONTEXTS contexts per training article, the
-paraphrase test articles left out; RICH=1: varied_records(rich=True); WINDOWS=1: a long
+paraphrase test articles left out; RICH=1: varied_records(rich=True); HARD=1: hard=True, a
+same-type decoy about another article for every asked fact and more question phrasings; WINDOWS=1: a long
 context's example is the window that holds its answer, not skipped) make VARIED_FRAC of the mix, template training examples the
 rest; batches visit the mix by epochs (spike_lib.train.span_qa.finetune_span, MLX, Adam).
 START: a QA folder (continue its model and head) or a base checkpoint (fresh head, full).
@@ -27,6 +28,7 @@ seed = int(sys.argv[8]) if len(sys.argv) > 8 else 0
 n_contexts = int(sys.argv[9]) if len(sys.argv) > 9 else 3
 rich = bool(int(sys.argv[10])) if len(sys.argv) > 10 else False
 windows = bool(int(sys.argv[11])) if len(sys.argv) > 11 else False
+hard = bool(int(sys.argv[12])) if len(sys.argv) > 12 else False
 out = Path("runs") / "qa" / name; out.mkdir(parents=True, exist_ok=True)
 if span_qa.is_qa_folder(start):
     model, tok, info = span_qa.load_qa_model(start, "mlx")
@@ -39,7 +41,8 @@ else:
 trainable = span_qa.span_trainable(model, names)
 train = load_qa(QA_DIR / "train.jsonl")
 test_articles = sorted({r["article"] for r in load_qa(QA_DIR / "paraphrase.jsonl")})
-varied = varied_records(train, n_contexts=n_contexts, seed=0, exclude=test_articles, rich=rich)
+varied = varied_records(train, n_contexts=n_contexts, seed=0, exclude=test_articles, rich=rich,
+                        hard=hard)
 vex, vcounts = span_qa.encode_span_examples(tok, varied, model.cfg.block_size, windows)
 tex, tcounts = span_qa.encode_span_examples(tok, train, model.cfg.block_size, windows)
 n_t = int(len(vex) * (1 - frac) / frac) if frac < 1 else 0
@@ -51,7 +54,7 @@ logf = open(out / "log.jsonl", "a")
 def log(rec):
     logf.write(json.dumps(rec) + "\n"); logf.flush(); print(json.dumps(rec), flush=True)
 log({"name": name, "start": str(start), "lr": lr, "steps": steps, "batch": batch, "frac": frac,
-     "seed": seed, "n_contexts": n_contexts, "rich": rich, "windows": windows, "varied": vcounts, "template_in_mix": min(n_t, len(tex)), "mix": len(mix),
+     "seed": seed, "n_contexts": n_contexts, "rich": rich, "windows": windows, "hard": hard, "varied": vcounts, "template_in_mix": min(n_t, len(tex)), "mix": len(mix),
      "excluded_articles": test_articles, "argv": sys.argv})
 best = {"key": None}
 def both(step, train_rec=None):

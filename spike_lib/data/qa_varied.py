@@ -7,7 +7,10 @@ question. This module takes the facts of the template records and writes each co
 a random subset of an article's facts, each in one of several hand-written sentence styles
 (pronouns, apposition, numbers rounded or spelled), shuffled, with sentences of the article's
 background prose and generic distractors between them; questions come from a separate bank of
-phrasings per fact type. Records keep the template split of their article.
+phrasings per fact type. Records keep the template split of their article. hard=True adds,
+for every asked fact, a decoy: the same kind of fact about another article of the category
+("By comparison, Austria has about 9 million people."), so only the question's entity and type
+words pick the answer, and asks in more phrasings (spike_lib.data.qa_decoys).
 Taught in: notebooks/09b_span_qa.ipynb
 """
 
@@ -308,6 +311,8 @@ def _rich_sentence(category, fact, v, N, rnd):
     return rnd.choice(choice)
 
 
+# hard=True adds these phrasings: the synonyms a reader uses (inhabitants, seat of government,
+# first isolated, ...)
 DISTRACTORS = {
     "geography": ("Tourism has grown steadily since 1990.", "The largest port handles 3 million "
                   "containers a year.", "Winters in the north are cold and dry.",
@@ -322,25 +327,36 @@ DISTRACTORS = {
 
 
 # ---------------------------------------------------------------- records
-def varied_records(records, n_contexts=3, max_facts=4, seed=0, exclude=(), rich=False) -> list:
+def varied_records(records, n_contexts=3, max_facts=4, seed=0, exclude=(), rich=False,
+                   hard=False) -> list:
     """Varied records from template records: n_contexts contexts per article, each with up to
     max_facts facts (shuffled, with background and distractor sentences) and a question on each
     fact in a random phrasing; articles named in exclude are skipped. rich=True: more question
     phrasings (MORE_QUESTIONS), facts inside descriptive clauses half the time, and 1-3 of the
-    article's background sentences, one of them often first (prose that is not an answer)."""
+    article's background sentences, one of them often first (prose that is not an answer).
+    hard=True: a decoy for every asked fact (the same fact of another, not excluded, article of
+    the category; rec["decoys"] lists them) and the phrasings of EXTRA_QUESTIONS too."""
     rnd = random.Random(seed)
     out = []
-    for (category, article), art in sorted(template_facts(records).items()):
+    arts = template_facts(records)
+    pool = defaultdict(lambda: defaultdict(list))  # {category: {fact: [(article, value)]}}
+    for (category, article), art in sorted(arts.items()):
+        if article not in exclude:
+            for fact, value in sorted(art["facts"].items()):
+                pool[category][fact].append((article, value))
+    for (category, article), art in sorted(arts.items()):
         if article in exclude:
             continue
         facts = sorted(art["facts"].items())
         for c in range(n_contexts):
             chosen = rnd.sample(facts, min(len(facts), rnd.randint(2, max_facts)))
-            out += _one_context(category, article, chosen, art["background"], rnd, c, rich)
+            out += _one_context(category, article, chosen, art["background"], rnd, c, rich,
+                                pool[category] if hard else None)
     return out
 
 
-def _one_context(category, article, chosen, background, rnd, c, rich=False) -> list:
+def _one_context(category, article, chosen, background, rnd, c, rich=False, pool=None) -> list:
+    """The records of one context; pool ({fact: [(article, value)]}) turns on hard mode."""
     write = _geo_sentences if category == "geography" else _chem_sentences
     pronoun = "the country" if category == "geography" else "the element"
     sentences, answers = [], []
@@ -359,7 +375,10 @@ def _one_context(category, article, chosen, background, rnd, c, rich=False) -> l
     else:
         extra = rnd.sample(background[:3], min(len(background[:3]), rnd.randint(0, 1)))
     lead = extra[:1] if rich and rnd.random() < 0.5 else []
-    extra = extra[len(lead):] + rnd.sample(DISTRACTORS[category], rnd.randint(0, 2))
+    if pool is None:
+        extra = extra[len(lead):] + rnd.sample(DISTRACTORS[category], rnd.randint(0, 2))
+    else:  # the decoys take the generic distractors' place: the passage must fit a window
+        extra = extra[len(lead):]
     body = [sentences[i] for i in order]
     for s in extra:
         body.insert(rnd.randint(0, len(body)), s)
@@ -367,24 +386,39 @@ def _one_context(category, article, chosen, background, rnd, c, rich=False) -> l
     if not any(article in s for s in body[:1]):
         body.insert(0, rnd.choice((f"This note is about {article}.", f"{article} in brief.",
                                    f"Some facts about {article}.")))
+    from spike_lib.data.qa_decoys import EXTRA_QUESTIONS, decoys_for
+
+    decoys = decoys_for(article, chosen, answers, pool, rnd) if pool is not None else []
+    for d in decoys:  # near its fact (so a window that holds the answer holds the decoy too),
+        # never just before a sentence that names no one ("Its ...")
+        spots = [p for p in range(1, len(body) + 1) if p == len(body) or article in body[p]]
+        j = body.index(next(sentences[i] for f, _, i in answers if f == d[1]))
+        near = [p for p in spots if j - 1 <= p <= j + 2]
+        body.insert(rnd.choice(near or [min(spots, key=lambda p: abs(p - j))]), d[0])
     context = " ".join(body)
     out = []
     for fact, answer, i in answers:
         where = context.index(sentences[i]) + sentences[i].index(answer)
         bank = QUESTIONS[fact] + (MORE_QUESTIONS[fact] if rich else ())
+        bank += EXTRA_QUESTIONS[fact] if pool is not None else ()
         question = rnd.choice(bank).format(N=article)
         slug = re.sub(r"[^a-z0-9]+", "-", f"{category} {article}".lower()).strip("-")
         rec = make_record(f"varied-{slug}-{c}-{fact}", context, question, answer, where,
                           category, article, "varied")
         rec["type"] = FACT_TYPES[fact]
+        if pool is not None:
+            rec["decoys"] = [{"text": w, "article": o, "type": FACT_TYPES[f]}
+                             for _, f, w, o in decoys]
         out.append(rec)
     return out
 
 
-def build_varied(train_path, out_path, n_contexts=3, seed=0, exclude=(), rich=False) -> int:
+def build_varied(train_path, out_path, n_contexts=3, seed=0, exclude=(), rich=False,
+                 hard=False) -> int:
     """Write the varied records of a template split to out_path; return their number."""
     from spike_lib.data.qa import write_jsonl
 
-    recs = varied_records(load_qa(train_path), n_contexts, seed=seed, exclude=exclude, rich=rich)
+    recs = varied_records(load_qa(train_path), n_contexts, seed=seed, exclude=exclude, rich=rich,
+                          hard=hard)
     write_jsonl(out_path, recs)
     return len(recs)
