@@ -101,8 +101,7 @@ def paired(wa, wb):
 def gain_ratio(wa, wb):
     """Context gain of a over that of b (both: nats with the short context - nats with the full
     one, on the same windows; the characters cancel) and its paired-bootstrap standard error."""
-    missing = [w for w in (wa, wb) if "nats_short" not in next(iter(w.values()))]
-    if missing:
+    if any("nats_short" not in next(iter(w.values())) for w in (wa, wb)):
         raise SystemExit("error: a model of --ratio has no per-window short-context nats (scored "
                          "before they were stored); score it again with --force")
     srcs = sorted(wa)
@@ -229,6 +228,10 @@ def main(argv=None):
     for spec in args.ratio:
         label, pair = spec.split("=", 1)
         a, b = pair.split(":")
+        unknown = [n for n in (a, b) if n not in wins]
+        if unknown:
+            raise SystemExit(f"error: --ratio {spec}: no stored model named {unknown}; score it "
+                             f"first with --model NAME=FOLDER (stored: {sorted(wins)})")
         ratios[label] = {"a": a, "b": b, **gain_ratio(wins[a], wins[b])}
         print(f"gain ratio {label} ({a} / {b}): {ratios[label]['ratio']:.3f} +- "
               f"{ratios[label]['se']:.3f}")

@@ -3,10 +3,11 @@
 nice -n 10 .venv/bin/python scripts/train_span_varied.py NAME START LR STEPS [BATCH] [EVAL_EVERY]
     [VARIED_FRAC] [SEED] [N_CONTEXTS] [RICH] [WINDOWS] [HARD]
 The varied records (spike_lib.data.qa_varied, N_CONTEXTS contexts per training article, the
-paraphrase test articles left out; RICH=1: varied_records(rich=True); HARD=1: hard=True, a
-same-type decoy about another article for every asked fact and more question phrasings; WINDOWS=1: a long
-context's example is the window that holds its answer, not skipped) make VARIED_FRAC of the mix, template training examples the
-rest; batches visit the mix by epochs (spike_lib.train.span_qa.finetune_span, MLX, Adam).
+paraphrase test articles left out; RICH=1: varied_records(rich=True); WINDOWS=1: a long
+context's example is the window that holds its answer, not skipped; HARD=1: hard=True, a
+same-type decoy about another article for every asked fact and more question phrasings) make
+VARIED_FRAC of the mix, template training examples the rest; batches visit the mix by epochs
+(spike_lib.train.span_qa.finetune_span, MLX, Adam).
 START: a QA folder (continue its model and head) or a base checkpoint (fresh head, full).
 Validation every EVAL_EVERY steps on template val (200, seed 0) and data/qa/paraphrase_val.jsonl;
 the best step (paraphrase-val EM, template-val EM >= 80) is saved to runs/qa/NAME/best.
