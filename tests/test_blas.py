@@ -61,3 +61,31 @@ def test_install_kernel_adds_preload_and_keeps_the_spec(tmp_path, monkeypatch):
     spec = json.loads(spec_path.read_text())
     assert spec["env"] == {"LD_PRELOAD": "/lib/openblas-pthread/libblas.so.3"}
     assert spec["display_name"] == "Python 3" and spec["argv"][0] == "python"
+
+
+def test_usable_cores_follows_openblas_num_threads(monkeypatch):
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert blas.usable_cores() == 1
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "64")
+    assert blas.usable_cores() == min(cores, 64)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "many")  # not a number: ignored
+    assert blas.usable_cores() == cores
+
+
+def test_mlx_blas_threads_sets_and_restores():
+    handle = blas._preloaded_openblas()
+    if handle is None:
+        with blas.mlx_blas_threads(1):  # no preloaded OpenBLAS: a no-op
+            pass
+        return
+    before = handle.openblas_get_num_threads()
+    handle.openblas_set_num_threads(2)
+    try:
+        with blas.mlx_blas_threads(1):
+            assert handle.openblas_get_num_threads() == 1
+        assert handle.openblas_get_num_threads() == 2
+    finally:
+        handle.openblas_set_num_threads(before)

@@ -39,11 +39,11 @@ def test_adamw_first_step_hand_value_and_no_decay_on_vectors():
     assert np.allclose(np.array(new["b"]), 1 + 0.1)  # a vector: no decay
 
 
-@pytest.mark.parametrize("compiled", [True, False])
-def test_three_steps_match_numpy(compiled):
+@pytest.mark.parametrize("compiled,parallel", [(True, 1), (False, 1), (True, 2)])
+def test_three_steps_match_numpy(compiled, parallel):
     ref, model = NpSpikeLLM(CFG), SpikeLLM(CFG)
     opt_np, opt = NpAdamW(ref, lr=1e-2), AdamW(1e-2)
-    step = make_step(model, opt, clip=0.5, compile=compiled)
+    step = make_step(model, opt, clip=0.5, compile=compiled, parallel=parallel)
     x, y = _batch()
     for lr in (1e-2, 5e-3, 2e-3):
         want = np_train_step(ref, opt_np, x, y, lr=lr, clip=0.5)
@@ -174,3 +174,37 @@ def test_optimizer_state_resumes_across_ports(tmp_path):
                               opt_np.v["blocks.0.fc2.W"]) < 1e-5
     with pytest.raises(ValueError, match="optimizer.init"):
         AdamW(1e-2).load_state_dict(opt_np.state_dict())
+
+
+def test_parallel_parts_hand_values():
+    from spike_lib.mlx_impl.train import parallel_parts
+    assert [parallel_parts(b, cores=2) for b in (16, 7, 1)] == [2, 1, 1]
+    assert [parallel_parts(b, cores=4) for b in (16, 9, 6, 2)] == [4, 3, 3, 2]
+
+
+def test_split_batch_gives_the_whole_batch_loss_and_gradients():
+    # parts weighted by their token counts: the first half has 13 of its 16 targets ignored,
+    # so an unweighted mean of the two halves' losses would be far from the whole batch's
+    import mlx.optimizers as optim
+
+    from spike_lib.data.batches import IGNORE_INDEX
+
+    x, y = _batch(5)
+    y[:2].flat[:13] = IGNORE_INDEX
+    got = {}
+    for parts in (1, 2):
+        model = SpikeLLM(CFG)
+        before = dict(tree_flatten(model.parameters()))
+        step = make_step(model, optim.SGD(learning_rate=1.0), clip=None, parallel=parts)
+        loss, norm = step(x, y)
+        after = dict(tree_flatten(model.parameters()))
+        got[parts] = (loss.item(), norm.item(), {k: np.array(before[k] - after[k]) for k in after})
+    halves = []
+    for rows in (slice(0, 2), slice(2, 4)):
+        halves.append(train_step(make_step(SpikeLLM(CFG), AdamW(0.0), parallel=1), AdamW(0.0),
+                                 x[rows], y[rows])["loss"])
+    assert got[2][0] == pytest.approx(got[1][0], rel=1e-6)
+    assert abs(np.mean(halves) - got[1][0]) > 0.05  # the weighting matters here
+    assert got[2][1] == pytest.approx(got[1][1], rel=1e-5)
+    errs = [normwise_rel_error(got[2][2][k], got[1][2][k]) for k in got[1][2]]
+    assert max(errs) < 1e-5

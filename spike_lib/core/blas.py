@@ -8,6 +8,9 @@ with the preload, and `python -m spike_lib kernel --install` gives Jupyter a ker
 Taught in: notebooks/07_mlx_port.ipynb
 """
 
+import contextlib
+import ctypes
+import functools
 import glob
 import json
 import os
@@ -85,6 +88,51 @@ def blas_threads() -> int | None:
         return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, (cores or 1) // n)
+
+
+def usable_cores() -> int:
+    """Cores this process may use: its CPU affinity, capped by OPENBLAS_NUM_THREADS when set
+    (so `OPENBLAS_NUM_THREADS=1 python -m spike_lib train ...` keeps a run on one core)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        cap = int(os.environ.get("OPENBLAS_NUM_THREADS", "0"))
+    except ValueError:
+        cap = 0
+    return max(1, min(cores or 1, cap) if cap > 0 else (cores or 1))
+
+
+@functools.lru_cache(maxsize=1)
+def _preloaded_openblas():
+    """ctypes handle of the preloaded OpenBLAS (the one MLX calls), or None."""
+    lib = find_openblas()
+    if lib is None or not preloaded():
+        return None
+    try:
+        handle = ctypes.CDLL(lib)
+        handle.openblas_get_num_threads.restype = ctypes.c_int
+        return handle
+    except (OSError, AttributeError):
+        return None
+
+
+@contextlib.contextmanager
+def mlx_blas_threads(n):
+    """Run the block with MLX's OpenBLAS on n threads, then restore the previous count.
+
+    Used by the MLX training step that runs parts of a batch on parallel CPU streams: each
+    stream's matmuls then get one core instead of every stream spinning on all of them. Does
+    nothing when no OpenBLAS is preloaded (MLX then uses its own BLAS).
+    """
+    handle = _preloaded_openblas()
+    if handle is None:
+        yield
+        return
+    before = handle.openblas_get_num_threads()
+    handle.openblas_set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        handle.openblas_set_num_threads(before)
 
 
 def reexec_with_openblas(argv):

@@ -96,7 +96,19 @@ def grad_norm(grads) -> mx.array:
     return mx.sqrt(sum(mx.square(g).sum() for _, g in tree_flatten(grads)))
 
 
-def make_step(model, optimizer, clip=1.0, compile=True, group=None, objective=None):
+def parallel_parts(batch_size, cores=None) -> int:
+    """Into how many parts make_step splits a batch: the most parts, up to the usable cores
+    (spike_lib.core.blas.usable_cores), that divide batch_size; 1 off the CPU."""
+    from spike_lib.core.blas import usable_cores
+
+    if mx.default_device() != mx.cpu:
+        return 1
+    cores = usable_cores() if cores is None else cores
+    return max(p for p in range(1, min(cores, batch_size) + 1) if batch_size % p == 0)
+
+
+def make_step(model, optimizer, clip=1.0, compile=True, group=None, objective=None,
+              parallel=None):
     """One training step step(x, y) -> (loss, grad_norm), compiled with mx.compile by default.
 
     x, y: (B, L) token ids and targets (NumPy arrays are checked, then converted).
@@ -106,6 +118,14 @@ def make_step(model, optimizer, clip=1.0, compile=True, group=None, objective=No
     batch: the loss and gradients are averaged over the ranks (spike_lib.train.distributed,
     weighted by token counts) inside the compiled step, before clipping, so the clipped norm
     and the update are the global batch's and every rank applies the same update.
+    parallel: on the CPU, the batch is split into P parts (P = parallel_parts(B): up to the
+    usable cores; parallel=1 turns it off), each part's loss and gradients are computed on its
+    own CPU stream (a thread) with a one-thread OpenBLAS, and combined weighted by their
+    token counts: the same mean loss and gradients as the whole batch (to float rounding).
+    MLX's CPU kernels for element-wise work run on one thread, so one stream leaves a core
+    idle outside the matmuls; P streams keep every core busy (chapter 7b measures it).
+    Only for the default objective, one process and compile=True; the step is evaluated
+    before it returns.
     The compiled function reads and writes model.state, optimizer.state and mx.random.state
     (dropout); optimizer.init is called first so its state exists before it is captured. A
     trace fixes Python flags, so train and eval mode (dropout on or off) get one trace each. A
@@ -118,6 +138,20 @@ def make_step(model, optimizer, clip=1.0, compile=True, group=None, objective=No
     optimizer.init(model.trainable_parameters())
     state = [model.state, optimizer.state, mx.random.state]
     value_and_grad = nn.value_and_grad(model, objective or loss_fn)
+    can_split = (compile and objective is None and (group is None or group.size() == 1)
+                 and parallel != 1)
+
+    def update(loss, grads):
+        norm = grad_norm(grads)
+        if clip:
+            scale = mx.minimum(1.0, clip / (norm + 1e-12))  # as numpy_impl's clip_grad_norm
+            grads = tree_map(lambda g: g * scale.astype(g.dtype), grads)
+        old = model.trainable_parameters()
+        optimizer.update(model, grads)
+        ok = mx.isfinite(loss) & mx.isfinite(norm)
+        model.update(tree_map(lambda new, prev: mx.where(ok, new, prev),
+                              model.trainable_parameters(), old))
+        return loss, norm
 
     def build():
         def step(x, y, *extra):
@@ -125,29 +159,51 @@ def make_step(model, optimizer, clip=1.0, compile=True, group=None, objective=No
             if group is not None and group.size() > 1:
                 n_tokens = (y != IGNORE_INDEX).sum().astype(mx.float32)
                 loss, grads = average_over_ranks(loss, grads, n_tokens, group)
-            norm = grad_norm(grads)
-            if clip:
-                scale = mx.minimum(1.0, clip / (norm + 1e-12))  # as numpy_impl's clip_grad_norm
-                grads = tree_map(lambda g: g * scale.astype(g.dtype), grads)
-            old = model.trainable_parameters()
-            optimizer.update(model, grads)
-            ok = mx.isfinite(loss) & mx.isfinite(norm)
-            model.update(tree_map(lambda new, prev: mx.where(ok, new, prev),
-                                  model.trainable_parameters(), old))
-            return loss, norm
+            return update(loss, grads)
 
         return mx.compile(step, inputs=state, outputs=state) if compile else step
+
+    def build_part():
+        def part(x, y):  # one part's summed loss and gradients, and its token count
+            loss, grads = value_and_grad(model, x, y)
+            n = (y != IGNORE_INDEX).sum().astype(mx.float32)
+            return loss * n, n, tree_map(lambda g: g * n.astype(g.dtype), grads)
+
+        return mx.compile(part, inputs=state, outputs=state)
+
+    streams = []
+
+    def split_step(fn, x, y, parts):
+        from spike_lib.core.blas import mlx_blas_threads
+
+        while len(streams) < parts:
+            streams.append(mx.new_stream(mx.cpu))
+        h = x.shape[0] // parts
+        with mlx_blas_threads(1):
+            outs = []
+            for i in range(parts):
+                with mx.stream(streams[i]):
+                    outs.append(fn(x[i * h:(i + 1) * h], y[i * h:(i + 1) * h]))
+            n = sum(o[1] for o in outs)
+            grads = tree_map(lambda *g: sum(g) / n.astype(g[0].dtype), *[o[2] for o in outs])
+            loss, norm = update(sum(o[0] for o in outs) / n, grads)
+            mx.eval(loss, norm, model.state, optimizer.state)
+        return loss, norm
 
     traced = {}  # a trace bakes in Python flags such as model.training: one trace per mode
 
     def checked(x, y, *extra):
         if not isinstance(x, mx.array):  # token ids in range, read before the compiled step
             x = model.check_idx(x)
-        if model.training not in traced:
-            traced[model.training] = build()
-        fn = traced[model.training]
         y, *extra = (a if isinstance(a, mx.array) else mx.array(np.asarray(a)) for a in (y, *extra))
-        return fn(x, y, *extra)
+        parts = (parallel_parts(x.shape[0]) if parallel is None else
+                 max(p for p in range(1, parallel + 1) if x.shape[0] % p == 0))
+        key = (model.training, parts > 1 and can_split)
+        if key not in traced:
+            traced[key] = build_part() if key[1] else build()
+        if key[1]:
+            return split_step(traced[key], x, y, parts)
+        return traced[key](x, y, *extra)
 
     return checked
 
@@ -222,9 +278,11 @@ def train(model, train_data, steps=200, batch_size=16, lr=3e-3, min_lr=None, war
     return hist
 
 
-def benchmark_train_step(cfg, batch_size=8, repeats=3, seed=0, compile=True) -> dict:
+def benchmark_train_step(cfg, batch_size=8, repeats=3, seed=0, compile=True,
+                         parallel=None) -> dict:
     """Median time of one MLX training step (forward, autodiff, AdamW) on random tokens.
 
+    parallel: as make_step's (None: the batch split over the usable cores; 1: one stream).
     Returns step_s, tokens_per_s and model_gflops_per_s (spike_lib.numpy_impl.model's
     train_step_flops / step_s), to compare with the NumPy step measured in the same run.
     """
@@ -233,7 +291,7 @@ def benchmark_train_step(cfg, batch_size=8, repeats=3, seed=0, compile=True) -> 
     rng = np.random.default_rng(seed)
     model = SpikeLLM(cfg, rng)
     optimizer = AdamW(1e-4)
-    step = make_step(model, optimizer, compile=compile)
+    step = make_step(model, optimizer, compile=compile, parallel=parallel)
     x = mx.array(rng.integers(0, cfg.vocab_size, (batch_size, cfg.block_size)))
     y = mx.array(rng.integers(0, cfg.vocab_size, (batch_size, cfg.block_size)))
 

@@ -22,25 +22,43 @@ from spike_lib.data.batches import IGNORE_INDEX, as_batches
 from spike_lib.numpy_impl.optim import AdamW, clip_grad_norm, cosine_lr
 
 
-def train_step(model, opt, x, y, lr=None, clip=1.0, weights=None) -> dict:
+def train_step(model, opt, x, y, lr=None, clip=1.0, weights=None, parallel=None) -> dict:
     """Forward, loss, backward, clip, AdamW update. Raises TrainingDiverged before a bad update.
 
     Targets equal to IGNORE_INDEX (-1, e.g. a metadata prefix) count neither in loss nor grad.
     weights (B, L): the loss is sum(weights * CE) instead of the mean (weighted_cross_entropy).
+    parallel: the batch is split between this many threads (spike_lib.numpy_impl.parallel;
+    None: as many as the usable cores, when the batch divides; 1: one thread). The loss and
+    gradients are the whole batch's either way, to float rounding.
     """
-    if weights is None:
-        loss, dlogits = cross_entropy(model(x), y, ignore_index=IGNORE_INDEX)
+    from spike_lib.core.blas import usable_cores
+    from spike_lib.numpy_impl import parallel as par
+
+    if parallel is None:
+        parallel = usable_cores() if par.can_split(model) else 1
+    parts = par.batch_parts(len(x), parallel)
+    x, y = np.asarray(x), np.asarray(y)
+    loss_fn = cross_entropy_ignoring if weights is None else weighted_cross_entropy
+    if parts > 1:
+        loss = par.loss_and_grads(model, x, y, loss_fn, weights, parts)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"the loss is {loss}")
     else:
-        loss, dlogits = weighted_cross_entropy(model(x), y, weights)
-    if not math.isfinite(loss):
-        raise TrainingDiverged(f"the loss is {loss}")
-    model.zero_grad()
-    model.backward(dlogits)
+        loss, dlogits = loss_fn(model(x), y) if weights is None else loss_fn(model(x), y, weights)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"the loss is {loss}")
+        model.zero_grad()
+        model.backward(dlogits)
     norm = clip_grad_norm(model, clip) if clip else float("nan")
     if clip and not math.isfinite(norm):
         raise TrainingDiverged(f"the gradient norm is {norm}")
     opt.step(lr)
     return {"loss": loss, "grad_norm": norm}
+
+
+def cross_entropy_ignoring(logits, y):
+    """cross_entropy with the IGNORE_INDEX targets skipped (the training loss)."""
+    return cross_entropy(logits, y, ignore_index=IGNORE_INDEX)
 
 
 def train(model, train_data, val_ids=None, steps=200, batch_size=16, lr=3e-3, min_lr=None,
@@ -102,9 +120,10 @@ def train(model, train_data, val_ids=None, steps=200, batch_size=16, lr=3e-3, mi
     return hist
 
 
-def benchmark_train_step(cfg, batch_size=8, repeats=3, seed=0) -> dict:
+def benchmark_train_step(cfg, batch_size=8, repeats=3, seed=0, parallel=None) -> dict:
     """Median time of one training step (forward, backward, AdamW) on random tokens.
 
+    parallel: as train_step's (None: the batch split over the usable cores; 1: one thread).
     Returns step_s, tokens_per_s and model_gflops_per_s = train_step_flops / step_s, to be
     compared with spike_lib.train.bench.numpy_matmul_gflops() measured in the same run.
     """
@@ -115,6 +134,6 @@ def benchmark_train_step(cfg, batch_size=8, repeats=3, seed=0) -> dict:
     opt = AdamW(model, lr=1e-4)
     x = rng.integers(0, cfg.vocab_size, (batch_size, cfg.block_size))
     y = rng.integers(0, cfg.vocab_size, (batch_size, cfg.block_size))
-    step_s = median_seconds(lambda: train_step(model, opt, x, y), repeats)
+    step_s = median_seconds(lambda: train_step(model, opt, x, y, parallel=parallel), repeats)
     return {"step_s": step_s, "tokens_per_s": x.size / step_s,
             "model_gflops_per_s": train_step_flops(cfg, batch_size) / step_s / 1e9}

@@ -9,15 +9,28 @@ import numpy as np
 from spike_lib.core.training import median_seconds
 
 
-def numpy_matmul_gflops(n=1024, repeats=5) -> float:
+def _sustained_gflops(call, flop, repeats, warm) -> float:
+    """GFLOP/s of call() under sustained load: untimed calls for `warm` seconds first (the
+    cores' clocks and the BLAS threads come up; a cold start measured 135 GFLOP/s where the
+    same GEMM sustains 175), then the median of `repeats` timed calls."""
+    import time
+
+    end = time.perf_counter() + warm
+    while time.perf_counter() < end:
+        call()
+    return flop / median_seconds(call, repeats, warmup=0) / 1e9
+
+
+def numpy_matmul_gflops(n=1024, repeats=20, warm=0.3) -> float:
+    """float32 n x n matmul GFLOP/s of NumPy's BLAS, sustained (see _sustained_gflops)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
-    return 2 * n**3 / median_seconds(lambda: a @ b, repeats) / 1e9
+    return _sustained_gflops(lambda: a @ b, 2 * n**3, repeats, warm)
 
 
-def mlx_matmul_gflops(n=1024, repeats=5):
-    """float32 matmul GFLOP/s of MLX on its default device, or None without MLX."""
+def mlx_matmul_gflops(n=1024, repeats=20, warm=0.3):
+    """float32 matmul GFLOP/s of MLX on its default device, sustained, or None without MLX."""
     try:
         import mlx.core as mx
     except ImportError:
@@ -25,7 +38,7 @@ def mlx_matmul_gflops(n=1024, repeats=5):
     a = mx.random.normal((n, n))
     b = mx.random.normal((n, n))
     mx.eval(a, b)
-    return 2 * n**3 / median_seconds(lambda: mx.eval(a @ b), repeats) / 1e9
+    return _sustained_gflops(lambda: mx.eval(a @ b), 2 * n**3, repeats, warm)
 
 
 def numpy_infer_tokens_per_s(cfg, batch, repeats) -> float:
@@ -198,8 +211,10 @@ def generate_bench(args) -> dict:
 SHAPES = {"small": 8, "book": 16}  # the PyTorch reference's batches; T comes from the config
 
 
-def one_backend(backend, config, batch, repeats) -> dict:
-    """Training tokens/s and this process's peak memory for one backend (run in a subprocess)."""
+def one_backend(backend, config, batch, repeats, parallel=None) -> dict:
+    """Training tokens/s and this process's peak memory for one backend (run in a subprocess).
+
+    parallel: None splits the batch over the usable cores (the default step), 1 does not."""
     import resource
 
     from spike_lib.core.config import Config
@@ -209,7 +224,8 @@ def one_backend(backend, config, batch, repeats) -> dict:
         from spike_lib.mlx_impl.train import benchmark_train_step
     else:
         from spike_lib.numpy_impl.train import benchmark_train_step
-    out = {"train_tokens_per_s": benchmark_train_step(cfg, batch, repeats)["tokens_per_s"]}
+    out = {"train_tokens_per_s": benchmark_train_step(cfg, batch, repeats,
+                                                      parallel=parallel)["tokens_per_s"]}
     out["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
@@ -229,7 +245,9 @@ def speed_bench(args) -> dict:
 
     For each of the `small` (batch 8) and `book` (batch 16) shapes, each backend runs in its own
     process (so each reports its own peak memory), one after the other; model-FLOP fractions
-    are against one matmul peak, the better of NumPy's and MLX's float32 GEMM in this run.
+    are against one matmul peak: the better of NumPy's and MLX's sustained float32 GEMM,
+    measured before and after the runs, the higher of the two. The `*_unsplit` rows are the
+    same step without the batch split over the cores (make_step / train_step parallel=1).
     """
     import sys
 
@@ -237,23 +255,28 @@ def speed_bench(args) -> dict:
     from spike_lib.core.energy import train_step_flops
 
     out = {**machine_info(), "rows": []}
-    peak = max(numpy_matmul_gflops(args.n), mlx_matmul_gflops(args.n) or 0.0)
-    out["matmul_gflops"] = peak
+
+    def matmul_peak():
+        return max(numpy_matmul_gflops(args.n), mlx_matmul_gflops(args.n) or 0.0)
+
+    out["matmul_gflops_before"] = matmul_peak()
+    rows = []
     for config, batch in SHAPES.items():
         cfg = getattr(Config, config)()
         row = {"config": config, "num_steps": cfg.num_steps, "batch": batch}
         gflop_per_token = train_step_flops(cfg, batch) / (batch * cfg.block_size) / 1e9
         code = ("import json; from spike_lib.train.bench import one_backend; "
-                "print(json.dumps(one_backend({!r}, {!r}, {}, {})))")
-        runs = [(b, [sys.executable, "-c", code.format(b, config, batch, args.repeats)])
-                for b in ("numpy", "mlx")]
+                "print(json.dumps(one_backend({!r}, {!r}, {}, {}, {})))")
+        runs = [(name, [sys.executable, "-c", code.format(b, config, batch, args.repeats, par)])
+                for b in ("numpy", "mlx")
+                for name, par in ((b, None), (f"{b}_unsplit", 1))]  # unsplit: one thread's step
         if args.torch:
             runs.append(("torch", [args.torch, args.torch_script, "--T", str(cfg.num_steps),
                                    "--batch", str(batch), "--steps", str(2 * args.repeats)]))
+        row["gflop_per_token"] = gflop_per_token
         for name, cmd in runs:
             res = _last_json(cmd)
             row[f"{name}_train_tokens_per_s"] = res["train_tokens_per_s"]
-            row[f"{name}_model_flops_fraction"] = res["train_tokens_per_s"] * gflop_per_token / peak
             if "peak_memory_mb" in res:
                 row[f"{name}_peak_memory_mb"] = res["peak_memory_mb"]
             if "torch" in res:
@@ -262,7 +285,17 @@ def speed_bench(args) -> dict:
             for name in ("numpy", "mlx"):
                 row[f"{name}_vs_torch"] = (row[f"{name}_train_tokens_per_s"]
                                            / row["torch_train_tokens_per_s"])
-        out["rows"].append(row)
+        rows.append(row)
+    out["matmul_gflops_after"] = matmul_peak()
+    # one peak for every fraction: the higher of the two measured around the runs (the host's
+    # speed drifts; the higher peak gives the lower, safer fractions)
+    peak = out["matmul_gflops"] = max(out["matmul_gflops_before"], out["matmul_gflops_after"])
+    for row in rows:
+        for name in ("numpy", "mlx", "torch", "numpy_unsplit", "mlx_unsplit"):
+            if f"{name}_train_tokens_per_s" in row:
+                row[f"{name}_model_flops_fraction"] = (
+                    row[f"{name}_train_tokens_per_s"] * row["gflop_per_token"] / peak)
+    out["rows"] = rows
     out["load_average_after"] = machine_info()["load_average"]
     return out
 

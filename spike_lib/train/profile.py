@@ -149,7 +149,7 @@ def mlx_profile(cfg, batch, repeats=3, seed=0) -> dict:
 
     mx.eval(update(params, grads))
     adam = median_seconds(lambda: mx.eval(update(params, grads), opt.state), repeats)
-    step = benchmark_train_step(cfg, batch, repeats, seed)["step_s"]
+    step = benchmark_train_step(cfg, batch, repeats, seed, parallel=1)["step_s"]  # one stream
     out = {"matmul (Linear)": lin, "LIF loops": lifs, "LayerNorm": lns, "attention core": cum,
            "optimizer (AdamW)": adam, "step": step}
     out["rest (fusion, scheduling, loss, glue)"] = step - sum(
