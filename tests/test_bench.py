@@ -92,3 +92,17 @@ def test_bench_store_lists_the_three_benchmarks_with_their_options():
     assert cmds["profile"][:2] == ["bench", "profile"]
     with pytest.raises(ValueError, match="--store PATH"):
         bench.store_bench(SimpleNamespace(store=None))
+
+
+def test_generate_bench_keeps_every_run_and_reports_the_median_one():
+    from types import SimpleNamespace
+
+    from spike_lib.train import bench
+
+    args = SimpleNamespace(backend="numpy", attention="sdsa", new_tokens=3, gen_repeats=3)
+    out = bench.generate_bench(args)
+    for mode in ("windowed", "carried"):
+        runs = out[f"numpy_{mode}_tokens_per_s_runs"]
+        assert len(runs) == 3 and out[f"numpy_{mode}_tokens_per_s"] == sorted(runs)[1]
+    assert out["numpy_carried_speedup"] == (out["numpy_carried_tokens_per_s"]
+                                            / out["numpy_windowed_tokens_per_s"])
