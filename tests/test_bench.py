@@ -106,3 +106,27 @@ def test_generate_bench_keeps_every_run_and_reports_the_median_one():
         assert len(runs) == 3 and out[f"numpy_{mode}_tokens_per_s"] == sorted(runs)[1]
     assert out["numpy_carried_speedup"] == (out["numpy_carried_tokens_per_s"]
                                             / out["numpy_windowed_tokens_per_s"])
+
+
+def test_speed_bench_fractions_use_the_higher_peak_and_name_every_row(monkeypatch):
+    from types import SimpleNamespace
+
+    from spike_lib.core.energy import train_step_flops
+    from spike_lib.train import bench
+
+    peaks = iter([100.0, 150.0])  # before and after the runs
+    monkeypatch.setattr(bench, "numpy_matmul_gflops", lambda n: next(peaks))
+    monkeypatch.setattr(bench, "mlx_matmul_gflops", lambda n: None)
+    monkeypatch.setattr(bench, "_last_json", lambda cmd: {"train_tokens_per_s": 1000.0})
+    out = bench.speed_bench(SimpleNamespace(n=64, repeats=1, torch="/py", torch_script="r.py"))
+    assert (out["matmul_gflops_before"], out["matmul_gflops_after"], out["matmul_gflops"]) == (
+        100.0, 150.0, 150.0)
+    assert [r["config"] for r in out["rows"]] == ["small", "book", "shipped"]
+    for r in out["rows"]:
+        cfg = bench.bench_config(r["config"])
+        per_token = train_step_flops(cfg, r["batch"]) / (r["batch"] * cfg.block_size) / 1e9
+        for name in ("numpy", "numpy_unsplit", "mlx", "mlx_unsplit"):
+            assert r[f"{name}_model_flops_fraction"] == pytest.approx(1000.0 * per_token / 150.0)
+        assert ("torch_train_tokens_per_s" in r) == (r["config"] != "shipped")
+    shipped = out["rows"][2]
+    assert shipped["vocab_size"] == 2439 and shipped["attention"] == "spike_matrix_shift"

@@ -214,6 +214,20 @@ def generate_bench(args) -> dict:
 
 
 SHAPES = {"small": 8, "book": 16}  # the PyTorch reference's batches; T comes from the config
+SHIPPED = "shipped"  # speed: a third row, the shipped book model's own config (batch 16)
+
+
+def bench_config(config):
+    """The Config of a speed row: a preset's name, or SHIPPED (data/checkpoints/book's config:
+    its 2439-token vocabulary and spike_matrix_shift attention; the PyTorch script has neither)."""
+    from spike_lib.core.config import Config
+
+    if config == SHIPPED:
+        from spike_lib.core.checkpoint_format import load_config
+        from spike_lib.train.bookmodel import shipped_path
+
+        return load_config(shipped_path())
+    return getattr(Config, config)()
 
 
 def one_backend(backend, config, batch, repeats, parallel=None) -> dict:
@@ -222,9 +236,7 @@ def one_backend(backend, config, batch, repeats, parallel=None) -> dict:
     parallel: None splits the batch over the usable cores (the default step), 1 does not."""
     import resource
 
-    from spike_lib.core.config import Config
-
-    cfg = getattr(Config, config)()
+    cfg = bench_config(config)
     if backend == "mlx":
         from spike_lib.mlx_impl.train import benchmark_train_step
     else:
@@ -252,11 +264,11 @@ def speed_bench(args) -> dict:
     process (so each reports its own peak memory), one after the other; model-FLOP fractions
     are against one matmul peak: the better of NumPy's and MLX's sustained float32 GEMM,
     measured before and after the runs, the higher of the two. The `*_unsplit` rows are the
-    same step without the batch split over the cores (make_step / train_step parallel=1).
+    same step without the batch split over the cores (make_step / train_step parallel=1). A
+    third row, config "shipped", is the shipped book model's own config (no PyTorch run).
     """
     import sys
 
-    from spike_lib.core.config import Config
     from spike_lib.core.energy import train_step_flops
 
     out = {**machine_info(), "rows": []}
@@ -266,16 +278,17 @@ def speed_bench(args) -> dict:
 
     out["matmul_gflops_before"] = matmul_peak()
     rows = []
-    for config, batch in SHAPES.items():
-        cfg = getattr(Config, config)()
-        row = {"config": config, "num_steps": cfg.num_steps, "batch": batch}
+    for config, batch in (*SHAPES.items(), (SHIPPED, 16)):
+        cfg = bench_config(config)
+        row = {"config": config, "num_steps": cfg.num_steps, "batch": batch,
+               "vocab_size": cfg.vocab_size, "attention": cfg.attention}
         gflop_per_token = train_step_flops(cfg, batch) / (batch * cfg.block_size) / 1e9
         code = ("import json; from spike_lib.train.bench import one_backend; "
                 "print(json.dumps(one_backend({!r}, {!r}, {}, {}, {})))")
         runs = [(name, [sys.executable, "-c", code.format(b, config, batch, args.repeats, par)])
                 for b in ("numpy", "mlx")
                 for name, par in ((b, None), (f"{b}_unsplit", 1))]  # unsplit: one thread's step
-        if args.torch:
+        if args.torch and config != SHIPPED:
             runs.append(("torch", [args.torch, args.torch_script, "--T", str(cfg.num_steps),
                                    "--batch", str(batch), "--steps", str(2 * args.repeats)]))
         row["gflop_per_token"] = gflop_per_token
@@ -286,7 +299,7 @@ def speed_bench(args) -> dict:
                 row[f"{name}_peak_memory_mb"] = res["peak_memory_mb"]
             if "torch" in res:
                 row["torch_version"] = res["torch"]
-        if args.torch:
+        if "torch_train_tokens_per_s" in row:
             for name in ("numpy", "mlx"):
                 row[f"{name}_vs_torch"] = (row[f"{name}_train_tokens_per_s"]
                                            / row["torch_train_tokens_per_s"])
