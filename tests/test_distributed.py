@@ -189,7 +189,9 @@ def test_two_ranks_train_as_one_process_with_the_same_global_batch(tmp_path, cor
     assert json.loads((out / runs.RUN_CONFIG).read_text())["world_size"] == 2
     assert checkpoint.load_meta(out / runs.CKPT)["world_size"] == 2
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "log.jsonl", "run.json"]
-    assert 0 < _assert_same_training(out, one_process) < WEIGHT_ATOL
+    # 0 is possible: one process on 2 cores splits its batch into the same two halves
+    # (make_step's parallel parts) and adds their gradients as the two ranks do
+    assert out != one_process and _assert_same_training(out, one_process) < WEIGHT_ATOL
 
 
 def test_two_ranks_resume_a_run_that_one_process_began(tmp_path, corpus, one_process):

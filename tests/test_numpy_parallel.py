@@ -90,6 +90,13 @@ def test_three_train_steps_split_and_whole_agree():
     assert max(normwise_rel_error(models[2][1][k], models[1][1][k]) for k in models[1][1]) < 1e-4
 
 
+def test_no_split_for_a_trainable_view():
+    from spike_lib.numpy_impl.lora import Trainable
+
+    model = SpikeLLM(CFG)
+    assert not par.can_split(Trainable(model, ["lm_head.W"]))
+
+
 def test_no_split_with_dropout_on():
     model = SpikeLLM(CFG.replace(dropout=0.5)).train(True)
     assert not par.can_split(model)

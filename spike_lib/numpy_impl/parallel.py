@@ -45,25 +45,29 @@ def batch_parts(batch_size, cores) -> int:
     return max(p for p in range(1, max(1, min(cores, batch_size)) + 1) if batch_size % p == 0)
 
 
-def replica(module) -> Module:
+def replica(module, memo=None) -> Module:
     """A shallow copy of module (and of every sub-module): the same params dict, so the same
-    weights, and its own zeroed gradients; attributes that name a sub-module name its copy."""
-    r = copy.copy(module)
+    weights, and its own zeroed gradients; attributes that name a sub-module name its copy.
+    A module met twice (shared, or a wrapper that lists its parent) is copied once (memo)."""
+    memo = {} if memo is None else memo
+    if id(module) in memo:
+        return memo[id(module)]
+    r = memo[id(module)] = copy.copy(module)
     r.grads = {k: np.zeros_like(v) for k, v in module.grads.items()}
-    r.modules = {k: replica(c) for k, c in module.modules.items()}
-    key_of = {id(c): k for k, c in module.modules.items()}
+    r.modules = {k: replica(c, memo) for k, c in module.modules.items()}
     for name, value in vars(module).items():
-        if isinstance(value, Module) and id(value) in key_of:
-            setattr(r, name, r.modules[key_of[id(value)]])
-        elif isinstance(value, list) and value and all(id(v) in key_of for v in value):
-            setattr(r, name, [r.modules[key_of[id(v)]] for v in value])
+        if isinstance(value, Module) and id(value) in memo:
+            setattr(r, name, memo[id(value)])
+        elif isinstance(value, list) and value and all(id(v) in memo for v in value):
+            setattr(r, name, [memo[id(v)] for v in value])
     return r
 
 
 def can_split(model) -> bool:
-    """False when a part would need a shared random stream (dropout on) or OpenBLAS cannot
-    run one thread per caller (then P parts would fight over the BLAS threads)."""
-    if _LOCAL_THREADS is None:
+    """False when a part would need a shared random stream (dropout on), when OpenBLAS cannot
+    run one thread per caller (then P parts would fight over the BLAS threads), or for a view
+    that is not a Module (lora.Trainable: its parameters are a subset of the model's)."""
+    if _LOCAL_THREADS is None or not isinstance(model, Module):
         return False
     return not any(getattr(m, "p", 0) > 0 and getattr(m, "training", False) and hasattr(m, "rng")
                    for _, m in model.named_modules())
