@@ -88,9 +88,7 @@ def make_span_step(model, optimizer, clip=1.0, compile=True):
 
     As spike_lib.mlx_impl.train.make_step, for the span loss; only unfrozen parameters move.
     """
-    from mlx.utils import tree_map
-
-    from spike_lib.mlx_impl.train import grad_norm
+    from spike_lib.mlx_impl.train import clip_and_update
 
     optimizer.init(model.trainable_parameters())
     state = [model.state, optimizer.state, mx.random.state]
@@ -98,15 +96,6 @@ def make_span_step(model, optimizer, clip=1.0, compile=True):
 
     def step(x, valid, mask, start, end):
         loss, grads = value_and_grad(model, x, valid, mask, start, end)
-        norm = grad_norm(grads)
-        if clip:
-            scale = mx.minimum(1.0, clip / (norm + 1e-12))
-            grads = tree_map(lambda g: g * scale.astype(g.dtype), grads)
-        old = model.trainable_parameters()
-        optimizer.update(model, grads)
-        ok = mx.isfinite(loss) & mx.isfinite(norm)
-        model.update(tree_map(lambda new, prev: mx.where(ok, new, prev),
-                              model.trainable_parameters(), old))
-        return loss, norm
+        return clip_and_update(model, optimizer, loss, grads, clip)
 
     return mx.compile(step, inputs=state, outputs=state) if compile else step

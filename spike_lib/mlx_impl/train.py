@@ -96,6 +96,21 @@ def grad_norm(grads) -> mx.array:
     return mx.sqrt(sum(mx.square(g).sum() for _, g in tree_flatten(grads)))
 
 
+def clip_and_update(model, optimizer, loss, grads, clip) -> tuple:
+    """(loss, grad norm) after clipping grads to norm clip (None: no clip) and updating model;
+    a non-finite loss or norm keeps the weights as they were (selected with mx.where)."""
+    norm = grad_norm(grads)
+    if clip:
+        scale = mx.minimum(1.0, clip / (norm + 1e-12))  # as numpy_impl's clip_grad_norm
+        grads = tree_map(lambda g: g * scale.astype(g.dtype), grads)
+    old = model.trainable_parameters()
+    optimizer.update(model, grads)
+    ok = mx.isfinite(loss) & mx.isfinite(norm)
+    model.update(tree_map(lambda new, prev: mx.where(ok, new, prev),
+                          model.trainable_parameters(), old))
+    return loss, norm
+
+
 def parallel_parts(batch_size, cores=None) -> int:
     """Into how many parts make_step splits a batch: the most parts, up to the usable cores
     (spike_lib.core.blas.usable_cores), that divide batch_size; 1 off the CPU."""
@@ -142,16 +157,7 @@ def make_step(model, optimizer, clip=1.0, compile=True, group=None, objective=No
                  and parallel != 1)
 
     def update(loss, grads):
-        norm = grad_norm(grads)
-        if clip:
-            scale = mx.minimum(1.0, clip / (norm + 1e-12))  # as numpy_impl's clip_grad_norm
-            grads = tree_map(lambda g: g * scale.astype(g.dtype), grads)
-        old = model.trainable_parameters()
-        optimizer.update(model, grads)
-        ok = mx.isfinite(loss) & mx.isfinite(norm)
-        model.update(tree_map(lambda new, prev: mx.where(ok, new, prev),
-                              model.trainable_parameters(), old))
-        return loss, norm
+        return clip_and_update(model, optimizer, loss, grads, clip)
 
     def build():
         def step(x, y, *extra):
