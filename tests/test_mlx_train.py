@@ -178,6 +178,9 @@ def test_optimizer_state_resumes_across_ports(tmp_path):
 
 def test_parallel_parts_hand_values():
     from spike_lib.mlx_impl.train import parallel_parts
+
+    with pytest.raises(ValueError, match="parallel"):
+        make_step(SpikeLLM(CFG), AdamW(1e-3), parallel=0)
     assert [parallel_parts(b, cores=2) for b in (16, 7, 1)] == [2, 1, 1]
     assert [parallel_parts(b, cores=4) for b in (16, 9, 6, 2)] == [4, 3, 3, 2]
 

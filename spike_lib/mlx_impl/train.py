@@ -150,6 +150,8 @@ def make_step(model, optimizer, clip=1.0, compile=True, group=None, objective=No
     if objective is not None and group is not None and group.size() > 1:
         raise ValueError("make_step averages a token-mean loss over ranks: a custom objective "
                          "with a distributed group is not supported; train on one process")
+    if parallel is not None:
+        check_range("parallel", parallel, 1, kind=int)
     optimizer.init(model.trainable_parameters())
     state = [model.state, optimizer.state, mx.random.state]
     value_and_grad = nn.value_and_grad(model, objective or loss_fn)
