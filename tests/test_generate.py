@@ -57,6 +57,18 @@ def test_sample_logits_greedy_top_k_top_p_and_temperature(rng):
     np.testing.assert_allclose(np.bincount(draws, minlength=3) / 4000, want, atol=0.03)
 
 
+def test_sample_logits_draws_what_rng_choice_draws():
+    """The draw is Generator.choice(V, p=p)'s (cdf, one uniform, searchsorted right), so a seed
+    gives the same text as before the shortcut, including zero-probability tokens never drawn."""
+    logits = np.random.default_rng(3).normal(0, 3, (50, 2439))
+    logits[:, ::7] = -np.inf  # excluded tokens (as top-k leaves them)
+    ours, ref = np.random.default_rng(11), np.random.default_rng(11)
+    for z in logits:
+        p = np.exp(z - z.max())
+        assert sample_logits(z, ours) == int(ref.choice(z.size, p=p / p.sum()))
+    assert ours.random() == ref.random()  # one uniform per draw on both sides
+
+
 @pytest.mark.parametrize("kw, field", [({"temperature": -1.0}, "temperature"),
                                        ({"top_k": 0}, "top_k"), ({"top_p": 0.0}, "top_p")])
 def test_sample_logits_rejects_bad_settings(kw, field, rng):

@@ -42,6 +42,9 @@ def test_template_facts_recover_every_answer_and_the_background():
 def test_value_forms():
     assert singular("Kenyan shillings") == "Kenyan shilling" and singular("euros") == "euro"
     assert singular("Swiss franc") == "Swiss franc" and singular("lats") == "lat"
+    assert singular("noble gases") == "noble gas" and singular("halogens") == "halogen"
+    assert singular("rupees") == "rupee" and singular("currencies") == "currency"
+    assert singular("actinide series") == "actinide series"
     assert article_a("emirate") == "an emirate" and article_a("republic") == "a republic"
     seen = set()
     for seed in range(40):

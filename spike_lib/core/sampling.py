@@ -42,7 +42,11 @@ def sample_logits(logits, rng, temperature=1.0, top_k=None, top_p=None) -> int:
         mask[order[:keep_n]] = True
         p = np.where(mask, p, 0.0)
         p /= p.sum()
-    return int(rng.choice(p.size, p=p))
+    # rng.choice(p.size, p=p)'s own draw (cdf, one uniform, searchsorted right) without its
+    # checks of p, which cost twice the rest at a 2,439-token vocabulary
+    cdf = np.cumsum(p)
+    cdf /= cdf[-1]
+    return int(cdf.searchsorted(rng.random(), side="right"))
 
 
 def _start_ids(prompt_ids, bos_id):

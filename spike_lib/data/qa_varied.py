@@ -73,9 +73,17 @@ def spelled_millions(n: int, rnd) -> tuple:
 
 
 def singular(plural: str) -> str:
-    """'Cuban pesos' -> 'Cuban peso', 'euros' -> 'euro' (the last word only)."""
+    """'Cuban pesos' -> 'Cuban peso', 'euros' -> 'euro', 'noble gases' -> 'noble gas' (the last
+    word only; -ases drops "es", -ies becomes -y, -ss and "series" stay)."""
     head, _, last = plural.rpartition(" ")
-    last = last[:-1] if last.endswith("s") and not last.endswith("ss") else last
+    if last.endswith("ases"):
+        last = last[:-2]
+    elif last in ("series", "species"):
+        pass
+    elif last.endswith("ies") and len(last) > 4:
+        last = last[:-3] + "y"
+    elif last.endswith("s") and not last.endswith("ss"):
+        last = last[:-1]
     return f"{head} {last}".strip()
 
 
