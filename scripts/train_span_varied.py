@@ -1,11 +1,12 @@
 """Stage 2 of data/checkpoints/book-qa: a span model fine-tuned on template + varied records.
 
 nice -n 10 .venv/bin/python scripts/train_span_varied.py NAME START LR STEPS [BATCH] [EVAL_EVERY]
-    [VARIED_FRAC] [SEED] [N_CONTEXTS] [RICH] [WINDOWS] [HARD]
+    [VARIED_FRAC] [SEED] [N_CONTEXTS] [RICH] [WINDOWS] [HARD] [QHEAD]
 The varied records (spike_lib.data.qa_varied, N_CONTEXTS contexts per training article, the
 paraphrase test articles left out; RICH=1: varied_records(rich=True); WINDOWS=1: a long
 context's example is the window that holds its answer, not skipped; HARD=1: hard=True, a
-same-type decoy about another article for every asked fact and more question phrasings) make
+same-type decoy about another article for every asked fact and more question phrasings; QHEAD=1:
+a fresh head that also reads the question, SpanHead(question=True)) make
 VARIED_FRAC of the mix, template training examples the rest; batches visit the mix by epochs
 (spike_lib.train.span_qa.finetune_span, MLX, Adam).
 START: a QA folder (continue its model and head) or a base checkpoint (fresh head, full).
@@ -30,6 +31,7 @@ n_contexts = int(sys.argv[9]) if len(sys.argv) > 9 else 3
 rich = bool(int(sys.argv[10])) if len(sys.argv) > 10 else False
 windows = bool(int(sys.argv[11])) if len(sys.argv) > 11 else False
 hard = bool(int(sys.argv[12])) if len(sys.argv) > 12 else False
+qhead = bool(int(sys.argv[13])) if len(sys.argv) > 13 else False
 out = Path("runs") / "qa" / name; out.mkdir(parents=True, exist_ok=True)
 if span_qa.is_qa_folder(start):
     model, tok, info = span_qa.load_qa_model(start, "mlx")
@@ -38,7 +40,7 @@ if span_qa.is_qa_folder(start):
 else:
     base, tok, base_folder = ft.load_base(start, "mlx")
     names = ft.setup_strategy(base, "full")
-    model = span_qa.build_span_model(base, 3)
+    model = span_qa.build_span_model(base, 3, qhead)
 trainable = span_qa.span_trainable(model, names)
 train = load_qa(QA_DIR / "train.jsonl")
 test_articles = sorted({r["article"] for r in load_qa(QA_DIR / "paraphrase.jsonl")})
@@ -55,7 +57,7 @@ logf = open(out / "log.jsonl", "a")
 def log(rec):
     logf.write(json.dumps(rec) + "\n"); logf.flush(); print(json.dumps(rec), flush=True)
 log({"name": name, "start": str(start), "lr": lr, "steps": steps, "batch": batch, "frac": frac,
-     "seed": seed, "n_contexts": n_contexts, "rich": rich, "windows": windows, "hard": hard, "varied": vcounts, "template_in_mix": min(n_t, len(tex)), "mix": len(mix),
+     "seed": seed, "n_contexts": n_contexts, "rich": rich, "windows": windows, "hard": hard, "qhead": qhead, "varied": vcounts, "template_in_mix": min(n_t, len(tex)), "mix": len(mix),
      "excluded_articles": test_articles, "argv": sys.argv})
 best = {"key": None}
 def both(step, train_rec=None):

@@ -40,17 +40,20 @@ def test_fuse_adapter_gives_same_logits_without_lora(tmp_path):
     assert not np.allclose(fused(x), base(x), atol=1e-3)  # the adapter did change the model
 
 
-def test_fuse_a_span_qa_folder(tmp_path):
+@pytest.mark.parametrize("question", [False, True])
+def test_fuse_a_span_qa_folder(tmp_path, question):
     base_dir = save_checkpoint(tmp_path / "base", SpikeLLM(CFG), TOK)
     model, tok = _adapted(base_dir)
-    qa = span_qa.build_span_model(model)
-    qa.modules["head"].params["W"][...] = 0.5
+    qa = span_qa.build_span_model(model, question=question)
+    for p in qa.modules["head"].params.values():
+        p[...] = np.random.default_rng(4).normal(0, 0.5, p.shape)
     src = span_qa.save_qa_model(tmp_path / "qa", qa, tok, base_dir, "span", "lora")
     fuse.run(SimpleNamespace(checkpoint=str(src), adapter=None, out=str(tmp_path / "fused")))
     back, _, info = span_qa.load_qa_model(tmp_path / "fused", "numpy")
-    assert info["strategy"] == "fused"
+    assert info["strategy"] == "fused" and info["question_head"] is question
     x = np.random.default_rng(0).integers(0, CFG.vocab_size, (2, 16))
-    assert np.allclose(back(x), qa(x), atol=1e-4)
+    context = np.arange(16)[None].repeat(2, 0) >= 5  # a prompt of 5 tokens, then the context
+    assert np.allclose(back(x, None, context), qa(x, None, context), atol=1e-4)
 
 
 def test_fuse_needs_an_adapter(tmp_path):

@@ -106,11 +106,12 @@ def test_best_span_by_hand():
     assert (s[0], e[0]) == (3, 3)
 
 
-def _gradcheck_model(window):
+def _gradcheck_model(window, question=False):
     rng = np.random.default_rng(0)
     cfg = gradcheck_config()
-    model = span.SpanQA(SpikeLLM(cfg), window=window)
-    model.modules["head"].params["W"] = rng.normal(0, 0.5, model.modules["head"].params["W"].shape)
+    model = span.SpanQA(SpikeLLM(cfg), window=window, question=question)
+    for name, p in model.modules["head"].params.items():
+        model.modules["head"].params[name] = rng.normal(0, 0.5, p.shape)
     model.astype(np.float64).set_smooth(True)
     x = rng.integers(0, cfg.vocab_size, (2, 5))
     mask = np.array([[0, 0, 1, 1, 1], [0, 1, 1, 1, 0]], dtype=bool)
@@ -119,38 +120,41 @@ def _gradcheck_model(window):
     return model, x, valid, mask, start, end
 
 
-@pytest.mark.parametrize("window", [1, 3])
-def test_span_model_gradcheck_float64(window):
-    model, x, valid, mask, start, end = _gradcheck_model(window)
+@pytest.mark.parametrize("window, question", [(1, False), (3, False), (3, True)])
+def test_span_model_gradcheck_float64(window, question):
+    model, x, valid, mask, start, end = _gradcheck_model(window, question)
 
     def loss():
-        return span.span_loss(model(x, valid), mask, start, end)[0]
+        return span.span_loss(model(x, valid, mask), mask, start, end)[0]
 
     model.zero_grad()
-    model.backward(span.span_loss(model(x, valid), mask, start, end)[1])
+    model.backward(span.span_loss(model(x, valid, mask), mask, start, end)[1])
     worst = max(normwise_rel_error(g, numerical_grad(loss, p, 1e-5))
                 for _, p, g in model.named_parameters())
     assert worst < 1e-6
 
 
-def test_numpy_mlx_parity_logits_loss_grads():
+@pytest.mark.parametrize("question", [False, True])
+def test_numpy_mlx_parity_logits_loss_grads(question):
     from mlx.utils import tree_flatten
 
     from spike_lib.core.config import Config
 
     cfg = Config.tiny(n_layer=2, vocab_size=30, block_size=8, n_embd=16, d_ff=32)
     rng = np.random.default_rng(3)
-    ref = span.SpanQA(SpikeLLM(cfg))
-    ref.modules["head"].params["W"][...] = rng.normal(0, 0.3, (48, 2))
-    port = mspan.SpanQA(MlxSpikeLLM(cfg))
+    ref = span.SpanQA(SpikeLLM(cfg), question=question)
+    for p in ref.modules["head"].params.values():
+        p[...] = rng.normal(0, 0.3, p.shape)
+    port = mspan.SpanQA(MlxSpikeLLM(cfg), question=question)
     port.load_weights(list({k: mx.array(v) for k, v in ref.state_dict().items()}.items()))
     x = rng.integers(0, 30, (3, 8))
     valid = np.ones((3, 8), dtype=bool)
     valid[2, 6:] = False
-    mask = valid & (np.arange(8) >= 3)
+    mask = valid & (np.arange(8) >= np.array([3, 2, 4])[:, None])  # prompts of 3, 2, 4 tokens
     start, end = np.array([3, 5, 4]), np.array([4, 7, 5])
-    logits = ref(x, valid)
-    assert np.allclose(np.array(port(mx.array(x), mx.array(valid))), logits, atol=1e-4)
+    logits = ref(x, valid, mask)
+    assert np.allclose(np.array(port(mx.array(x), mx.array(valid), mx.array(mask))), logits,
+                       atol=1e-4)
     loss, dlogits = span.span_loss(logits, mask, start, end)
     ref.zero_grad()
     ref.backward(dlogits)
@@ -162,6 +166,26 @@ def test_numpy_mlx_parity_logits_loss_grads():
     mgrads = dict(tree_flatten(mgrads))
     errs = {n: normwise_rel_error(np.array(mgrads[n]), g) for n, _, g in ref.named_parameters()}
     assert max(errs.values()) < 1e-4, errs
+
+
+def test_question_head_by_hand():
+    """q = the mean of h over the prompt; logits_i[k] = X_i W[:, k] + h_i^T U_k q."""
+    head = span.SpanHead(2, window=1, question=True)
+    head.params["W"][...] = [[1.0, 0.0], [0.0, 1.0]]
+    head.params["U"][...] = [[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 2.0]]]
+    h = np.array([[[2.0, 0.0], [0.0, 4.0], [1.0, 1.0], [3.0, 0.0]]])  # 2 prompt, 2 context
+    context = np.array([[False, False, True, True]])
+    q = [1.0, 2.0]  # mean of (2, 0) and (0, 4)
+    want = h[0] + np.stack([h[0, :, 0] * q[0], h[0, :, 1] * 2 * q[1]], axis=1)
+    np.testing.assert_allclose(head(h, None, context)[0], want)
+    port = mspan.SpanHead(2, window=1, question=True)
+    port.W, port.U = mx.array(head.params["W"]), mx.array(head.params["U"])
+    np.testing.assert_allclose(np.array(port(mx.array(h), None, mx.array(context)))[0], want,
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="context"):
+        head(h)
+    with pytest.raises(ValueError, match="no question before"):
+        head(h, None, np.array([[True, True, True, True]]))
 
 
 def test_head_for_another_base_model():

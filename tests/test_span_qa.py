@@ -42,10 +42,11 @@ def test_epoch_batches_visit_every_example_once():
     assert len(set(first.tolist())) == 9  # 3 batches of 3 from one permutation, no repeats
 
 
-@pytest.mark.parametrize("backend", ["numpy", "mlx"])
-def test_finetune_span_learns_the_answers(base_dir, backend):
+@pytest.mark.parametrize("backend, question", [("numpy", False), ("mlx", False), ("numpy", True),
+                                               ("mlx", True)])
+def test_finetune_span_learns_the_answers(base_dir, backend, question):
     model, tok, _ = ft.load_base(base_dir, backend)
-    qa = span_qa.build_span_model(model)
+    qa = span_qa.build_span_model(model, question=question)
     names = span_qa.span_trainable(qa, ft.setup_strategy(model, "full"))
     ex, _ = span_qa.encode_span_examples(tok, RECS, CFG.block_size)
     before = span_qa.evaluate_span(qa, tok, RECS)
@@ -83,6 +84,26 @@ def test_qa_folder_round_trip_lora_and_qa_eval(base_dir, tmp_path):
         qa_eval.run(SimpleNamespace(**{**vars(args), "head": "generate"}))
     with pytest.raises(ValueError, match="needs a QA model folder"):
         qa_eval.run(SimpleNamespace(**{**vars(args), "checkpoint": str(base_dir), "head": "span"}))
+
+
+def test_question_head_round_trip_and_a_head_file_without_u(base_dir, tmp_path):
+    model, tok, _ = ft.load_base(base_dir, "numpy")
+    qa = span_qa.build_span_model(model, question=True)
+    rng = np.random.default_rng(2)
+    for p in qa.modules["head"].params.values():
+        p[...] = rng.normal(0, 1, p.shape)
+    out = span_qa.save_qa_model(tmp_path / "qa", qa, tok, base_dir, "span", "full")
+    assert json.loads((out / "qa.json").read_text())["question_head"] is True
+    ex, _ = span_qa.encode_span_examples(tok, RECS, CFG.block_size)
+    x, valid, mask, _, _ = span_qa.span_arrays(ex, CFG.block_size, tok.eot_id)
+    want = qa(x, valid, mask)
+    back, _, _ = span_qa.load_qa_model(out, "numpy")
+    assert np.allclose(back(x, valid, mask), want, atol=1e-5)
+    mlx_back, _, _ = span_qa.load_qa_model(out, "mlx")
+    assert np.allclose(np.array(mlx_back(x, valid, mask)), want, atol=1e-4)
+    np.savez(out / "head.npz", W=qa.modules["head"].params["W"])  # U lost
+    with pytest.raises(ValueError, match="holds U of shape None"):
+        span_qa.load_qa_model(out, "numpy")
 
 
 def test_adapter_or_head_for_another_base_model(base_dir, tmp_path):

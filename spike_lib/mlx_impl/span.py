@@ -22,26 +22,44 @@ def shift_window(h, window):
     return mx.concatenate([prev, h, nxt], axis=-1)
 
 
-class SpanHead(nn.Module):
-    """logits_i = [h_(i-1), h_i, h_(i+1)] W (window 3) or h_i W (window 1), (B, L, 2).
+def prompt_mean(h, context):
+    """q (B, D): the mean of h over the positions before each row's first context position."""
+    prompt = (mx.cumsum(context.astype(mx.int32), axis=1) == 0).astype(h.dtype)  # (B, L)
+    n = mx.maximum(prompt.sum(axis=1, keepdims=True), 1.0)
+    return (prompt[..., None] * h).sum(axis=1) / n
 
-    The port of spike_lib.numpy_impl.span.SpanHead: the same parameter name W, zero at start.
+
+class SpanHead(nn.Module):
+    """logits_i = [h_(i-1), h_i, h_(i+1)] W (window 3) or h_i W (window 1), (B, L, 2);
+    question=True adds h_i^T U_k q with q the mean of h over the prompt.
+
+    The port of spike_lib.numpy_impl.span.SpanHead: the same parameter names W (and U), zero
+    at start.
     """
 
-    def __init__(self, n_embd, window=3, rng=None):
+    def __init__(self, n_embd, window=3, rng=None, question=False):
         super().__init__()
         check_range("n_embd", n_embd, 1, kind=int)
         check_choice("window", window, WINDOWS)
-        self.n_embd, self.window = n_embd, window
+        self.n_embd, self.window, self.question = n_embd, window, bool(question)
         self.W = mx.zeros((window * n_embd, 2))
+        if self.question:
+            self.U = mx.zeros((2, n_embd, n_embd))
 
-    def __call__(self, h, valid=None):
+    def __call__(self, h, valid=None, context=None):
         if h.ndim != 3 or h.shape[-1] != self.n_embd:
             raise ValueError(f"the span head reads hidden states (B, L, {self.n_embd}), got "
                              f"shape {tuple(h.shape)}: is the head for another base model?")
         if valid is not None:
             h = h * valid[..., None].astype(h.dtype)
-        return shift_window(h, self.window) @ self.W  # (B, L, 2)
+        logits = shift_window(h, self.window) @ self.W  # (B, L, 2)
+        if not self.question:
+            return logits
+        if context is None:
+            raise ValueError("this span head reads the question (question=True): pass "
+                             "context, the (B, L) mask of context tokens")
+        uq = mx.einsum("kde,be->bkd", self.U, prompt_mean(h, context))  # U_k q, (B, 2, D)
+        return logits + mx.einsum("bld,bkd->blk", h, uq)
 
 
 def span_loss(logits, mask, start, end):
@@ -59,16 +77,18 @@ def span_loss(logits, mask, start, end):
 class SpanQA(nn.Module):
     """A SpikeLLM ("base") and a SpanHead ("head"): logits = head(base.hidden(idx)), (B, L, 2)."""
 
-    def __init__(self, base, window=3, rng=None):
+    def __init__(self, base, window=3, rng=None, question=False):
         super().__init__()
         self.cfg = base.cfg
         self.base = base
-        self.head = SpanHead(base.cfg.n_embd, window, rng)
+        self.head = SpanHead(base.cfg.n_embd, window, rng, question)
 
-    def __call__(self, idx, valid=None):
+    def __call__(self, idx, valid=None, context=None):
         if valid is not None and not isinstance(valid, mx.array):
             valid = mx.array(np.asarray(valid))
-        return self.head(self.base.hidden(idx), valid)
+        if context is not None and not isinstance(context, mx.array):
+            context = mx.array(np.asarray(context))
+        return self.head(self.base.hidden(idx), valid, context)
 
     def named_parameters(self):
         from mlx.utils import tree_flatten
@@ -80,7 +100,7 @@ class SpanQA(nn.Module):
 
 
 def loss_fn(model, x, valid, mask, start, end):
-    return span_loss(model(x, valid), mask, start, end)
+    return span_loss(model(x, valid, mask), mask, start, end)
 
 
 def make_span_step(model, optimizer, clip=1.0, compile=True):

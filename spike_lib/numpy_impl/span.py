@@ -169,6 +169,23 @@ def unshift_window(dX, window):
     return dh
 
 
+def prompt_mean(h, context):
+    """(q, prompt, n): q (B, D) the mean of h over the positions before each row's first
+    context position (the prompt "Question: ...\nContext:"), prompt (B, L) their mask and n
+    (B, 1) their count. ValueError if a row has no prompt or no context position."""
+    context = np.asarray(context, dtype=bool)
+    if context.shape != h.shape[:2]:
+        raise ValueError(f"the context mask has shape {context.shape}, the hidden states "
+                         f"{h.shape[:2]}: pass the (B, L) mask of context tokens")
+    prompt = np.cumsum(context, axis=1) == 0  # before the first context token
+    n = prompt.sum(axis=1, keepdims=True)
+    if not (context.any(axis=1) & (n[:, 0] > 0)).all():
+        raise ValueError("a row has no question before its context or no context: a span "
+                         "input is the question's prompt, then the context")
+    q = (prompt[..., None] * h).sum(axis=1) / n
+    return q, prompt, n
+
+
 class SpanHead(Module):
     """Start and end logits per token from the final hidden states (B, L, D) -> (B, L, 2):
 
@@ -178,18 +195,27 @@ class SpanHead(Module):
     before and after a candidate (as an LM's h_(i-1) predicts token i). W starts at zero
     (uniform spans). No bias: the softmax over positions cancels any shift common to all
     of them, so a bias would get a zero gradient. valid (B, L) zeroes padding first.
+
+    question=True adds a score that reads the question directly (the bilinear match of
+    DrQA, Chen et al. 2017):
+        q = mean of h over the prompt (the positions before the context),
+        logits_i[k] += h_i^T U_k q,  U (2, D, D), zero at start,
+    so a context token's score depends on what is asked even where its own hidden state kept
+    little of the question. forward then needs context, the (B, L) mask of context tokens.
     """
 
-    def __init__(self, n_embd, window=3, rng=None):
+    def __init__(self, n_embd, window=3, rng=None, question=False):
         super().__init__()
         check_range("n_embd", n_embd, 1, kind=int)
         check_choice("window", window, WINDOWS)
         if rng is not None:
             _check_rng(rng)
-        self.n_embd, self.window = n_embd, window
+        self.n_embd, self.window, self.question = n_embd, window, bool(question)
         self.add_param("W", np.zeros((window * n_embd, 2), dtype=np.float32))
+        if self.question:
+            self.add_param("U", np.zeros((2, n_embd, n_embd), dtype=np.float32))
 
-    def forward(self, h, valid=None):
+    def forward(self, h, valid=None, context=None):
         if h.ndim != 3 or h.shape[-1] != self.n_embd:
             raise ValueError(f"the span head reads hidden states (B, L, {self.n_embd}), got "
                              f"shape {h.shape}: is the head for another base model?")
@@ -197,12 +223,27 @@ class SpanHead(Module):
         if self.valid is not None:
             h = h * self.valid
         self.X = shift_window(h, self.window)  # (B, L, window D)
-        return self.X @ self.params["W"]  # (B, L, 2)
+        logits = self.X @ self.params["W"]  # (B, L, 2)
+        if not self.question:
+            return logits
+        if context is None:
+            raise ValueError("this span head reads the question (question=True): pass "
+                             "context, the (B, L) mask of context tokens")
+        q, prompt, n = prompt_mean(h, context)
+        uq = np.einsum("kde,be->bkd", self.params["U"], q)  # U_k q, (B, 2, D)
+        self.q_cache = (h, q, uq, prompt, n)
+        return logits + np.einsum("bld,bkd->blk", h, uq)
 
     def backward(self, dlogits):
         X = self.X
         self.grads["W"] += X.reshape(-1, X.shape[-1]).T @ dlogits.reshape(-1, 2)
         dh = unshift_window(dlogits @ self.params["W"].T, self.window)
+        if self.question:
+            h, q, uq, prompt, n = self.q_cache
+            duq = np.einsum("blk,bld->bkd", dlogits, h)  # (B, 2, D)
+            self.grads["U"] += np.einsum("bkd,be->kde", duq, q)
+            dq = np.einsum("bkd,kde->be", duq, self.params["U"])  # (B, D)
+            dh = dh + np.einsum("blk,bkd->bld", dlogits, uq) + prompt[..., None] * (dq / n)[:, None]
         return dh if self.valid is None else dh * self.valid
 
 
@@ -263,21 +304,23 @@ def hidden_backward(model, dh):
 class SpanQA(Module):
     """A SpikeLLM ("base") and a SpanHead ("head"): logits = head(base.hidden(idx)), (B, L, 2).
 
-    Parameter names are "base.<SpikeLLM name>" and "head.W".
+    Parameter names are "base.<SpikeLLM name>", "head.W" (and "head.U" with question=True).
+    context: the (B, L) mask of context tokens (needed by a question-reading head; a plain
+    head ignores it).
     """
 
-    def __init__(self, base, window=3, rng=None):
+    def __init__(self, base, window=3, rng=None, question=False):
         super().__init__()
         self.cfg = base.cfg
         self.add_module("base", base)
-        self.add_module("head", SpanHead(base.cfg.n_embd, window, rng))
+        self.add_module("head", SpanHead(base.cfg.n_embd, window, rng, question))
 
     def train(self, mode=True):
         self.modules["base"].train(mode)
         return self
 
-    def forward(self, idx, valid=None):
-        return self.modules["head"](self.modules["base"].hidden(idx), valid)  # (B, L, 2)
+    def forward(self, idx, valid=None, context=None):
+        return self.modules["head"](self.modules["base"].hidden(idx), valid, context)
 
     def backward(self, dlogits):
         hidden_backward(self.modules["base"], self.modules["head"].backward(dlogits))
@@ -304,7 +347,7 @@ def answer_spans(model, tok, questions, contexts, max_len=MAX_ANSWER_TOKENS, bat
         chunk = encoded[b: b + batch_size]
         x, mask, _, _ = span_batch(chunk, tok.eot_id)
         valid = np.arange(x.shape[1])[None] < np.array([len(ex["ids"]) for ex in chunk])[:, None]
-        logits = np.asarray(model(x, valid), dtype=np.float32)
+        logits = np.asarray(model(x, valid, mask), dtype=np.float32)
         starts, ends, scores = best_span(logits, mask, max_len)
         for ex, s, e, sc, k in zip(chunk, starts, ends, scores, owner[b: b + batch_size]):
             if best[k] is None or sc > best[k]["score"]:

@@ -54,10 +54,13 @@ def run(args) -> dict:
         base = model.modules["base"] if info["head"] == "span" else model
         fused = fuse_model(base)
         if info["head"] == "span":
-            fused = span_qa.build_span_model(fused, info.get("window", 3))
-            fused.modules["head"].params["W"][...] = model.modules["head"].params["W"]
+            fused = span_qa.build_span_model(fused, info.get("window", 3),
+                                             info.get("question_head", False))
+            for name, p in model.modules["head"].params.items():  # W, and U if it reads q
+                fused.modules["head"].params[name][...] = p
         meta = {k: v for k, v in info.items() if k not in ("format_version", "head", "strategy",
-                                                             "base", "window", "lora")}
+                                                             "base", "window", "lora",
+                                                             "question_head")}
         span_qa.save_qa_model(args.out, fused, tok, span_qa.resolve_base(args.checkpoint, info),
                               info["head"], "fused", meta={**meta, "fused_from": str(args.checkpoint)})
         n = fused.num_params()

@@ -34,9 +34,10 @@ def span_module(model):
     return np_span
 
 
-def build_span_model(base, window=3):
-    """A SpanQA around base (either backend), its head at zero."""
-    return span_module(base).SpanQA(base, window)
+def build_span_model(base, window=3, question=False):
+    """A SpanQA around base (either backend), its head at zero (question: the head also reads
+    the question, SpanHead(question=True))."""
+    return span_module(base).SpanQA(base, window, question=question)
 
 
 # ---------------------------------------------------------------- examples and batches
@@ -87,7 +88,7 @@ def evaluate_span(model, tok, records, max_len=np_span.MAX_ANSWER_TOKENS, batch_
     for b in range(0, len(examples), batch_size):
         chunk = examples[b: b + batch_size]
         x, valid, mask, start, end = span_arrays(chunk, model.cfg.block_size, tok.eot_id)
-        logits = np.asarray(model(x, valid), dtype=np.float64)
+        logits = np.asarray(model(x, valid, mask), dtype=np.float64)
         total += np_span.span_loss(logits, mask, start, end)[0] * len(chunk)
         n += len(chunk)
     return {"exact_match": 100.0 * float(np.mean(em)), "f1": 100.0 * float(np.mean(f1)),
@@ -107,7 +108,9 @@ def _firing_rate(model):
 # ---------------------------------------------------------------- training
 def span_trainable(model, base_names) -> list:
     """Trainable names of a SpanQA: base_names (from setup_strategy on its base) + the head."""
-    names = [f"base.{n}" for n in base_names] + ["head.W"]
+    head = model.head if is_mlx(model) else model.modules["head"]
+    names = [f"base.{n}" for n in base_names] + ["head.W"] + (
+        ["head.U"] if getattr(head, "question", False) else [])
     if is_mlx(model):
         from spike_lib.mlx_impl.lora import freeze_except
 
@@ -174,7 +177,7 @@ def finetune_span(model, tok, examples, trainable, steps=100, batch_size=16, lr=
 
         def one_step(arrays, lr_t):
             x, valid, mask, start, end = arrays
-            loss, dlogits = np_span.span_loss(model(x, valid), mask, start, end)
+            loss, dlogits = np_span.span_loss(model(x, valid, mask), mask, start, end)
             model.zero_grad()
             model.backward(dlogits)
             norm = clip_grad_norm(view, clip)
@@ -234,7 +237,9 @@ def save_qa_model(path, model, tok, base_folder, head="span", strategy="lora", m
     info = {"format_version": QA_FORMAT, "head": head, "strategy": strategy,
             "base": {"path": str(base_folder), **fingerprint(base_folder)}, **(meta or {})}
     if head == "span":
-        info["window"] = int((model.head if is_mlx(model) else model.modules["head"]).window)
+        span_head = model.head if is_mlx(model) else model.modules["head"]
+        info["window"] = int(span_head.window)
+        info["question_head"] = bool(getattr(span_head, "question", False))
     with atomic_folder(path) as tmp:
         if strategy == "lora":
             with open(tmp / "adapter.npz", "wb") as f:
@@ -243,8 +248,10 @@ def save_qa_model(path, model, tok, base_folder, head="span", strategy="lora", m
         else:
             save_checkpoint(tmp / "model", base, tok)
         if head == "span":
+            state = model.state_dict()
             with open(tmp / HEAD_WEIGHTS, "wb") as f:
-                np.savez(f, W=np.array(model.state_dict()["head.W"]))
+                np.savez(f, **{k: np.array(state[f"head.{k}"]) for k in ("W", "U")
+                               if f"head.{k}" in state})
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
         (tmp / QA_CONFIG).write_text(json.dumps(info, indent=1, sort_keys=True), encoding="utf-8")
@@ -309,14 +316,18 @@ def load_qa_model(path, backend="mlx", base=None) -> tuple:
     else:
         model, tok, _ = load_base(path / "model", backend)
     if info["head"] == "span":
-        W = read_npz(path / HEAD_WEIGHTS)["W"]
-        want = (info.get("window", 3) * model.cfg.n_embd, 2)
-        if W.shape != want:
-            raise ValueError(f"{path / HEAD_WEIGHTS} holds a head of shape {W.shape} but this base "
-                             f"model needs {want}: the head was trained for another base model")
-        model = build_span_model(model, info.get("window", 3))
+        head = read_npz(path / HEAD_WEIGHTS)
+        question, d = bool(info.get("question_head", False)), model.cfg.n_embd
+        wants = {"W": (info.get("window", 3) * d, 2), **({"U": (2, d, d)} if question else {})}
+        for name, want in wants.items():
+            got = head[name].shape if name in head else None
+            if got != want:
+                raise ValueError(f"{path / HEAD_WEIGHTS} holds {name} of shape {got} but this "
+                                 f"base model needs {want}: the head was trained for another "
+                                 "base model, or qa.json and head.npz do not belong together")
+        model = build_span_model(model, info.get("window", 3), question)
         state = model.state_dict()
-        state["head.W"] = W
+        state.update({f"head.{k}": head[k] for k in wants})
         model.load_state_dict(state) if not is_mlx(model) else _load_mlx(model, state)
     return model, tok, info
 
@@ -353,6 +364,10 @@ def add_span_arguments(parser) -> None:
                         "every example once per epoch)")
     parser.add_argument("--window", type=int, default=3, choices=(1, 3),
                         help="span: hidden states per logit, h_i or h_(i-1), h_i, h_(i+1) (3)")
+    parser.add_argument("--question-head", action="store_true",
+                        help="span: the head also scores each token against the question "
+                        "(h_i^T U q, q the mean hidden state of the prompt; DrQA's bilinear "
+                        "match)")
     parser.add_argument("--val-file", help="JSONL scored every --eval-every steps "
                         "(data/qa/val.jsonl)")
     parser.add_argument("--val-questions", type=int, default=200,
@@ -385,7 +400,7 @@ def run_finetune(args) -> dict:
     model, tok, folder = load_base(args.checkpoint, args.backend)
     names = setup_strategy(model, args.method, args.freeze_layers, args.rank, args.alpha,
                            expand_targets(args.targets), np.random.default_rng(args.seed))
-    qa = build_span_model(model, args.window)
+    qa = build_span_model(model, args.window, getattr(args, "question_head", False))
     trainable = span_trainable(qa, names)
     examples, counts = encode_span_examples(tok, load_qa_file(args.train_file),
                                             model.cfg.block_size, args.long_contexts == "windows")
