@@ -13,7 +13,8 @@ questions every --eval-every steps, from train_log.jsonl), the trainable weights
 model's scores on the hand-written paraphrase validation set (measured here). The test sets are
 not touched. --stage2 NAME=LOG adds the validation records of a scripts/train_span_varied.py run
 (its log.jsonl: template and paraphrase validation every few steps) that continued the full run;
---mix NAME=LOG the same for one started from the base model (one stage on the mix); --previous QA_JSON keeps the
+--mix NAME=LOG the same for one started from the base model (one stage on the mix; --add-mix NAME=LOG adds
+one to an existing --out and keeps the rest); --previous QA_JSON keeps the
 scores of an earlier shipped model (its qa.json) as a reference row. One JSON object, written
 atomically on one line.
 """
@@ -70,7 +71,8 @@ def summarise(folder) -> dict:
 def varied_run(log) -> dict:
     """Settings, validation records and training seconds of a scripts/train_span_varied.py log."""
     recs = [json.loads(x) for x in Path(log).read_text().splitlines() if x]
-    keys = ("start", "lr", "steps", "batch", "frac", "n_contexts", "rich", "windows", "varied", "mix")
+    keys = ("start", "lr", "steps", "batch", "frac", "n_contexts", "rich", "windows", "varied", "mix",
+            "seed", "hard", "qhead")
     settings = {k: recs[0].get(k) for k in keys}
     settings["start"] = str(settings["start"]).replace("/work/runs/qa/", "runs/qa/")
     done = [r for r in recs if r.get("done")]
@@ -81,14 +83,27 @@ def varied_run(log) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", help="NAME=FOLDER")
+    ap.add_argument("runs", nargs="*", help="NAME=FOLDER")
     ap.add_argument("--out", required=True)
     ap.add_argument("--stage2", action="append", default=[], help="NAME=LOG of a stage-2 run")
     ap.add_argument("--mix", action="append", default=[],
                     help="NAME=LOG of a train_span_varied run started from the base model")
+    ap.add_argument("--add-mix", action="append", default=[], metavar="NAME=LOG",
+                    help="add (or replace) one --mix run in the existing --out, keeping the rest")
     ap.add_argument("--previous", help="qa.json of an earlier shipped model (reference row)")
     ap.add_argument("--replaced", help="qa.json of the shipped model the new one replaced")
     args = ap.parse_args(argv)
+    if args.add_mix:
+        out = json.loads(Path(args.out).read_text())
+        for name, _, log in (x.partition("=") for x in args.add_mix):
+            out["mix"][name] = varied_run(log)
+            out.setdefault("added", []).append(f"python scripts/span_strategies.py --out {args.out} "
+                                               f"--add-mix {name}={log}".replace("/work/runs/qa/", "runs/qa/"))
+        write_json(args.out, out, indent=None)
+        print(json.dumps({n: r["settings"]["start"] for n, r in out["mix"].items()}))
+        return
+    if not args.runs:
+        ap.error("give NAME=FOLDER runs (or --add-mix NAME=LOG)")
     t0 = time.process_time()
     runs = {}
     for spec in args.runs:
