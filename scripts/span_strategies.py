@@ -14,7 +14,7 @@ model's scores on the hand-written paraphrase validation set (measured here). Th
 not touched. --stage2 NAME=LOG adds the validation records of a scripts/train_span_varied.py run
 (its log.jsonl: template and paraphrase validation every few steps) that continued the full run;
 --mix NAME=LOG the same for one started from the base model (one stage on the mix; --add-mix NAME=LOG adds
-one to an existing --out and keeps the rest); --previous QA_JSON keeps the
+one to an existing --out and keeps the rest, with --replaced too); --previous QA_JSON keeps the
 scores of an earlier shipped model (its qa.json) as a reference row. One JSON object, written
 atomically on one line.
 """
@@ -93,12 +93,19 @@ def main(argv=None):
     ap.add_argument("--previous", help="qa.json of an earlier shipped model (reference row)")
     ap.add_argument("--replaced", help="qa.json of the shipped model the new one replaced")
     args = ap.parse_args(argv)
-    if args.add_mix:
+    if args.add_mix:  # update mode: add runs (and, with --replaced, a new replaced row)
         out = json.loads(Path(args.out).read_text())
         for name, _, log in (x.partition("=") for x in args.add_mix):
             out["mix"][name] = varied_run(log)
-            out.setdefault("added", []).append(f"python scripts/span_strategies.py --out {args.out} "
-                                               f"--add-mix {name}={log}".replace("/work/runs/qa/", "runs/qa/"))
+        if args.replaced:
+            rep = json.loads(Path(args.replaced).read_text())
+            out["replaced"] = {"base_attention": rep["base"]["config"]["attention"],
+                               "command": rep.get("command"), "scores": rep["scores"]["shipped"]}
+        out.setdefault("added", []).append(" ".join(
+            ["python scripts/span_strategies.py --out", args.out,
+             *(f"--add-mix {x}" for x in args.add_mix),
+             *([f"--replaced {args.replaced}"] if args.replaced else [])]).replace(
+                 "/work/runs/qa/", "runs/qa/"))
         write_json(args.out, out, indent=None)
         print(json.dumps({n: r["settings"]["start"] for n, r in out["mix"].items()}))
         return
