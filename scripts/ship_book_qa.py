@@ -100,7 +100,9 @@ def readme(name, qa) -> str:
     test, para = sc["test (all 513)"], sc["paraphrase test"]
     lines = [f"# {name}: the book model with a span head (chapter 9b)\n",
              f"The book model (attention {qa['base']['config']['attention']}, fingerprint in "
-             f"qa.json \"base\") fine-tuned ({qa['strategy']}) with the span head of chapter 9b, "
+             f"qa.json \"base\") fine-tuned ({qa['strategy']}) with the span head of chapter 9b"
+             + (" that also matches each token against the question (Eq. 9.9)"
+                if qa.get("question_head") else "") + ", "
              "with Adam (no weight decay) and a cosine schedule, on the template records "
              "(data/qa/train.jsonl)"]
     if qa["stages"] == 1 and qa.get("mix"):
@@ -125,7 +127,8 @@ def readme(name, qa) -> str:
               f"python scripts/ship_book_qa.py data/checkpoints/{name} FOLDER [STAGE1]\n",
               "Evaluate it with\n\n    python -m spike_lib qa-eval --checkpoint "
               f"data/checkpoints/{name} --qa-file data/qa/test.jsonl --json\n",
-              "Files: qa.json, head.npz (W, 3 x 256 x 2), model/ (the fine-tuned weights as a "
+              "Files: qa.json, head.npz (W, 3 x 256 x 2"
+              + (", and U, 2 x 256 x 256" if qa.get("question_head") else "") + "), model/ (the fine-tuned weights as a "
               "standalone checkpoint, with its tokenizer), train_log.jsonl"
               + (" (stage 1), train_log_stage2.jsonl (stage 2)." if qa["stages"] == 2 else
                  " (the run's log: training loss, template and paraphrase validation)."
