@@ -74,7 +74,7 @@ def varied_run(log) -> dict:
     keys = ("start", "lr", "steps", "batch", "frac", "n_contexts", "rich", "windows", "varied", "mix",
             "seed", "hard", "qhead")
     settings = {k: recs[0].get(k) for k in keys}
-    settings["start"] = str(settings["start"]).replace("/work/runs/qa/", "runs/qa/")
+    settings["start"] = str(settings["start"]).replace("/work/runs/qa/", "runs/qa/").replace("/work/main/", "")
     done = [r for r in recs if r.get("done")]
     return {"settings": settings, "evals": [r for r in recs if "pval_em" in r],
             "train_seconds": done[-1]["seconds"] if done else None,
