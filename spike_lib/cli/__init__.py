@@ -37,6 +37,7 @@ COMMANDS = {
     "qa-eval": ("spike_lib.train.qa_eval", "exact match and F1 of greedy answers or best spans on a QA JSONL file"),
     "qa-baselines": ("spike_lib.train.qa_baselines", "QA reference points: context-free prior and copy heuristic, per type"),
     "fuse": ("spike_lib.train.fuse", "merge a LoRA adapter into its base: a standalone checkpoint"),
+    "soup": ("spike_lib.train.soup", "average QA models fine-tuned from one base (a model soup)"),
 }
 
 
