@@ -1,0 +1,90 @@
+"""Span QA runs and their soups (python -m spike_lib soup) on the validation questions, chapter 9b.
+
+Usage (from the repository root):
+
+    python scripts/soup_runs.py --out data/qa/soups.json --soup-dir runs/qa/soups \
+        --run s10-qhead=runs/qa/s10-qhead --run s11-qhead-s1=runs/qa/s11-qhead-s1 ...
+
+A run is a folder of scripts/train_span_varied.py (its best/ model and log.jsonl), all from one
+base model with the same head. Each run's model and each soup is scored on the template
+validation sample (200, seed 0) and the paraphrase validation questions, the sets the runs chose
+their best step on; never on a test set. Soups: every run together (uniform), every pair, and
+the greedy soup of Wortsman et al. (2022): the runs in order of paraphrase validation exact
+match, each added only if the soup's paraphrase validation exact match (then F1) does not fall
+and template validation stays >= 80 %.
+"""
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+from spike_lib.core.atomic import write_json
+from spike_lib.data.qa import QA_DIR, load_qa
+from spike_lib.train import soup, span_qa
+from spike_lib.train.qa_baselines import test_sample
+
+
+def evaluate(folder, sets) -> dict:
+    model, tok, _ = span_qa.load_qa_model(folder, "mlx")
+    model.train(False)
+    out = {}
+    for name, recs in sets.items():
+        r = span_qa.evaluate_span(model, tok, recs)
+        out[f"{name}_em"], out[f"{name}_f1"] = round(r["exact_match"], 2), round(r["f1"], 2)
+    return out
+
+
+def key(s) -> tuple:
+    return (s["val_em"] >= 80, s["pval_em"], s["pval_f1"])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", action="append", required=True, metavar="NAME=FOLDER")
+    ap.add_argument("--out", required=True, help="JSON file to write")
+    ap.add_argument("--soup-dir", required=True, help="where the soup folders are written")
+    args = ap.parse_args()
+    runs = dict(r.split("=", 1) for r in args.run)
+    sets = {"val": test_sample(load_qa(QA_DIR / "val.jsonl"), 200),
+            "pval": load_qa(QA_DIR / "paraphrase_val.jsonl")}
+    result = {"sets": {"val": "template validation sample (200, seed 0)",
+                       "pval": "data/qa/paraphrase_val.jsonl"}, "runs": {}, "soups": {}}
+    for name, folder in runs.items():
+        info = span_qa.read_qa_config(Path(folder) / "best")
+        result["runs"][name] = {"folder": folder, "command": info.get("command"),
+                                "best_step": info.get("best_step"),
+                                **evaluate(Path(folder) / "best", sets)}
+        print(name, result["runs"][name], flush=True)
+    made = {}
+
+    def make(members) -> dict:
+        label = "+".join(members)
+        if label not in made:
+            out = Path(args.soup_dir) / label
+            soup.run(SimpleNamespace(models=[str(Path(runs[m]) / "best") for m in members],
+                                     out=str(out), weights=None))
+            made[label] = {"members": list(members), "folder": str(out), **evaluate(out, sets)}
+            print(label, made[label], flush=True)
+        return made[label]
+
+    names = list(runs)
+    for k in range(2, len(names) + 1):
+        for members in itertools.combinations(names, k):
+            make(members)
+    order = sorted(names, key=lambda n: key(result["runs"][n]), reverse=True)
+    greedy, best = [order[0]], result["runs"][order[0]]
+    for n in order[1:]:
+        cand = make(tuple(sorted(greedy + [n], key=order.index)))
+        if key(cand) >= key(best):
+            greedy, best = greedy + [n], cand
+    result["soups"] = made
+    result["greedy"] = {"order": order, "members": greedy, "pval_em": best["pval_em"],
+                        "val_em": best["val_em"]}
+    write_json(args.out, result)
+    print(json.dumps(result["greedy"]))
+
+
+if __name__ == "__main__":
+    main()
