@@ -6,7 +6,7 @@ one basin of the loss, so the mean of their weights is a model too, often better
 their qa.json), the head and its shape; LoRA folders are refused (the mean of the A and B
 factors is not the mean of the updates A B: fuse them first). The result is a QA folder like
 the ingredients, with their paths in qa.json, so `qa-eval` reads it with no other flag.
-Taught in: notebooks/09b_span_qa.ipynb
+Taught in: notebooks/09c_seeds_and_soups.ipynb
 """
 
 from pathlib import Path
