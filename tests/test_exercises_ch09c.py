@@ -33,3 +33,34 @@ def test_barrier(capsys):
         ch09c.check_barrier(lambda a, l: max(0.0, max(l[1:-1]) - l[0]))
     with pytest.raises(AssertionError, match="never below 0"):
         ch09c.check_barrier(lambda a, l: _barrier(a, l) if l[0] != 2.0 else -1.2)
+
+
+def _best_of(p, n, k, rng, trials=20000):
+    return 100 * rng.binomial(n, p, size=(trials, k)).max(axis=1).mean() / n
+
+
+def test_best_of(capsys):
+    ch09c.check_best_of(_best_of)
+    assert "correct" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="percentage"):
+        ch09c.check_best_of(lambda p, n, k, rng: _best_of(p, n, k, rng) / 100)
+    with pytest.raises(AssertionError, match="maximum"):
+        ch09c.check_best_of(lambda p, n, k, rng: 100 * rng.binomial(n, p, size=(5000, k)).mean() / n)
+    assert 48 < ch09c._mean_best(0.4, 43, 10) < 54  # 40 % + about 1.5 standard deviations of 7.5 points
+
+
+def _greedy(order, score):
+    members = [order[0]]
+    for run in order[1:]:
+        if score(members + [run]) >= score(members):
+            members.append(run)
+    return members
+
+
+def test_greedy(capsys):
+    ch09c.check_greedy(_greedy)
+    assert "correct" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="level"):
+        ch09c.check_greedy(lambda o, s: [m for m in _greedy(o, lambda x: s(x) - 0.5 * (len(x) == 3))])
+    with pytest.raises(AssertionError, match="for good"):
+        ch09c.check_greedy(lambda o, s: ["a", "b", "c"])

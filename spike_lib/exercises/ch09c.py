@@ -49,3 +49,43 @@ def check_barrier(fn):
     got = float(fn(alphas, [2.0, 1.0, 0.8, 1.0, 2.0]))
     assert np.isclose(got, 0.0), f"a valley is no barrier: the answer is never below 0; got {got}"
     _correct("barrier")
+
+
+def _mean_best(p, n_questions, n_evals, trials=20000, seed=0):
+    """Monte Carlo: the mean of the best of n_evals binomial(n_questions, p) scores, in %."""
+    rng = np.random.default_rng(seed)
+    draws = rng.binomial(n_questions, p, size=(trials, n_evals))
+    return 100.0 * draws.max(axis=1).mean() / n_questions
+
+
+def check_best_of(fn):
+    """Exercise 3: fn(p, n_questions, n_evals, rng) = the mean exact match (in %) of the best of
+    n_evals independent scores on n_questions questions, each answered right with probability
+    p, estimated over many simulated runs with rng."""
+    got = float(fn(0.4, 43, 1, np.random.default_rng(1)))
+    if np.isclose(got, 0.4, atol=0.02):
+        raise AssertionError("return a percentage: 40, not 0.4")
+    assert abs(got - 40.0) < 1.0, f"the best of one score is that score: about 40 %, got {got:.1f}"
+    got = float(fn(0.4, 43, 10, np.random.default_rng(1)))
+    want = _mean_best(0.4, 43, 10)
+    if abs(got - 40.0) < 1.0:
+        raise AssertionError("take the maximum of the n_evals scores of each simulated run, "
+                             "then the mean over the runs")
+    assert abs(got - want) < 1.0, f"the best of 10 evaluations: about {want:.1f} %, got {got:.1f}"
+    _correct("best of n")
+
+
+def check_greedy(fn):
+    """Exercise 4: fn(order, score) = the greedy soup: start from order[0], add each next run
+    if score(members + [run]) >= score(members); score takes a tuple of names."""
+    table = {("a",): 40, ("a", "b"): 38, ("a", "c"): 42, ("a", "c", "d"): 42, ("a", "b", "c"): 50}
+    score = lambda members: table.get(tuple(members), 0)  # noqa: E731
+    got = list(fn(["a", "b", "c", "d"], score))
+    if got == ["a", "b", "c"]:
+        raise AssertionError("b lowered the score (38 < 40): greedy drops it for good, even if "
+                             "a later soup with b would score higher")
+    if got == ["a", "c"]:
+        raise AssertionError("adding d left the score level (42): keep it, as the rule is >=")
+    assert got == ["a", "c", "d"], f"want ['a', 'c', 'd'], got {got}"
+    assert list(fn(["a"], score)) == ["a"], "one run is a soup of one"
+    _correct("greedy soup")
