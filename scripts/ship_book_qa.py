@@ -4,13 +4,11 @@ Usage (from the repository root):
 
     python scripts/ship_book_qa.py DEST FOLDER            (one stage)
     python scripts/ship_book_qa.py DEST STAGE2_RUN STAGE1 (two stages)
-    python scripts/ship_book_qa.py DEST SOUP              (a soup of one-stage runs)
 
 FOLDER / STAGE1: what `python -m spike_lib finetune --head span ... --out FOLDER` wrote, or (one
 stage on the template + varied mix) a run folder of scripts/train_span_varied.py started from the
 base model; STAGE2_RUN: a run folder of scripts/train_span_varied.py (its best/ folder and
-log.jsonl); SOUP: a folder written by `python -m spike_lib soup` from the best/ folders of such
-runs (scripts/soup_runs.py), whose runs' logs are shipped beside it.
+log.jsonl).
 DEST (data/checkpoints/book-qa) receives the model (model/, head.npz), qa.json with the commands
 and the scores on every question set (the template test split, chapter 9's sample of 200, a
 validation sample of 200, the paraphrase validation and test sets; the paraphrase test set is
@@ -60,11 +58,9 @@ def ship(dest, folder, stage1=None) -> Path:
     model and log.jsonl; stage1: the finetune folder it continued)."""
     dest, folder = Path(dest), Path(folder)
     two = stage1 is not None
-    info = span_qa.read_qa_config(folder / "best" if (folder / "log.jsonl").is_file() else folder)
-    if "soup" in info:
-        return ship_soup(dest, folder, info)
     mixed = (folder / "log.jsonl").is_file()  # a train_span_varied run: its best/ step
     best = folder / "best" if mixed else folder
+    info = span_qa.read_qa_config(best)
     info["command"] = clean(info["command"])
     sets = question_sets()
     qa = {**info, "scores": {"shipped": scores(best, sets)}, "stages": 2 if two else 1}
@@ -97,57 +93,6 @@ def ship(dest, folder, stage1=None) -> Path:
         (tmp / "qa.json").write_text(json.dumps(qa, indent=1, sort_keys=True))
         (tmp / "README.md").write_text(readme(dest.name, qa))
     return dest
-
-
-def ship_soup(dest, folder, info) -> Path:
-    """A soup of train_span_varied runs: its weights, each run's log and command, the scores."""
-    runs = [Path(i["path"]).parent for i in info["soup"]]
-    logs = [[json.loads(x) for x in (r / "log.jsonl").read_text().splitlines() if x] for r in runs]
-    first = logs[0][0]
-    qa = {**info, "scores": {"shipped": scores(folder, question_sets())}, "stages": 1,
-          "command": "python -m spike_lib soup " + " ".join(f"runs/qa/{r.name}/best" for r in runs)
-          + f" --out {dest}", "best_step": None, "varied": first.get("varied"),
-          "varied_frac": first.get("frac"), "rich": first.get("rich", False),
-          "n_contexts": first.get("n_contexts"), "windows": first.get("windows", False),
-          "mix": first.get("mix"), "excluded_articles": first.get("excluded_articles")}
-    qa["soup"] = [{**i, "path": f"runs/qa/{r.name}/best", "command": clean(i.get("command", ""))}
-                  for i, r in zip(info["soup"], runs)]
-    qa.pop("val", None)
-    with atomic_folder(dest) as tmp:
-        shutil.copytree(folder / "model", tmp / "model")
-        shutil.copy2(folder / "head.npz", tmp / "head.npz")
-        for r, log in zip(runs, logs):
-            (tmp / f"train_log_{r.name}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in log))
-        (tmp / "qa.json").write_text(json.dumps(qa, indent=1, sort_keys=True))
-        (tmp / "README.md").write_text(readme_soup(dest.name, qa, runs))
-    return dest
-
-
-def readme_soup(name, qa, runs) -> str:
-    sc = qa["scores"]["shipped"]
-    test, para = sc["test (all 513)"], sc["paraphrase test"]
-    lines = [f"# {name}: the book model with a span head (chapter 9b), a soup of {len(runs)} runs\n",
-             f"The mean of the weights (`python -m spike_lib soup`, Wortsman et al. 2022) of {len(runs)} "
-             "fine-tunes of the book model (attention "
-             f"{qa['base']['config']['attention']}, fingerprint in qa.json \"base\") with the span head "
-             "of chapter 9b" + (" that also matches each token against the question (Eq. 9.9)"
-                                if qa.get("question_head") else "")
-             + ", each on the mix of varied retellings and template records, from the same base:\n"]
-    lines += [f"    {i['command']}" for i in qa["soup"]]
-    lines += ["", f"then\n\n    {qa['command']}\n",
-              "(scripts/soup_runs.py scores every run and soup on the validation questions and picks "
-              "the greedy soup.) "
-              f"Test: template {test['exact_match']:.1f} % EM / {test['f1']:.1f} F1 (all 513), "
-              f"paraphrase {para['exact_match']:.1f} % / {para['f1']:.1f} (48, scored once, when "
-              "shipped). Every set: qa.json \"scores\", written by\n\n    "
-              f"python scripts/ship_book_qa.py data/checkpoints/{name} SOUP_FOLDER\n",
-              "Evaluate it with\n\n    python -m spike_lib qa-eval --checkpoint "
-              f"data/checkpoints/{name} --qa-file data/qa/test.jsonl --json\n",
-              "Files: qa.json, head.npz (W, 3 x 256 x 2" + (", and U, 2 x 256 x 256"
-                                                       if qa.get("question_head") else "")
-              + "), model/ (the averaged weights as a standalone checkpoint, with its tokenizer), "
-              + ", ".join(f"train_log_{r.name}.jsonl" for r in runs) + " (each run's log)."]
-    return "\n".join(lines) + "\n"
 
 
 def readme(name, qa) -> str:
