@@ -39,6 +39,19 @@ def test_spike_matmul_reads_only_the_spiked_rows_and_equals_the_dense_product():
     np.testing.assert_array_equal(gf.matmul(np.zeros((2, 3), np.float32), w, None, True), 0.0)
 
 
+def test_few_rows_use_one_matrix_vector_product_per_row_with_the_gemm_numbers():
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(37, 11)).astype(np.float32)
+    for rows in (1, 2, gf.GEMV_ROWS, gf.GEMV_ROWS + 1):
+        x = rng.normal(size=(rows, 37)).astype(np.float32)
+        y = gf._rows_times(x, w)
+        assert y.shape == (rows, 11) and y.dtype == np.float32
+        np.testing.assert_allclose(y, x.astype(np.float64) @ w, rtol=1e-5, atol=1e-5)
+    x = np.array([[1, 0, 2], [0, 3, 0]], np.float32)  # by hand: 1 row0 + 2 row2; 3 row1
+    w = np.array([[1, 2], [10, 20], [100, 200]], np.float32)
+    np.testing.assert_array_equal(gf._rows_times(x, w), [[201, 402], [30, 60]])
+
+
 def test_layer_norm_equals_the_module_bit_for_bit():
     ln = LayerNorm(24)
     ln.params["gamma"][:] = np.linspace(0.5, 1.5, 24)
