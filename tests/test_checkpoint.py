@@ -94,3 +94,20 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, rng):
     save_checkpoint(tmp_path / "ck", small_model(seed=5), meta={"step": 3})  # overwrite works
     assert load_meta(tmp_path / "ck")["step"] == 3
     assert [p.name for p in tmp_path.iterdir()] == ["ck"]
+
+
+def test_spike_levels_round_trip_and_old_configs_load_as_binary(tmp_path, rng):
+    model = small_model(spike_levels=2)
+    save_checkpoint(tmp_path / "ck", model)
+    assert json.loads((tmp_path / "ck" / "config.json").read_text())["spike_levels"] == 2
+    loaded, _, _ = load_checkpoint(tmp_path / "ck")
+    idx = rng.integers(0, 300, (2, 8))
+    np.testing.assert_array_equal(loaded(idx), model(idx))
+    assert loaded.cfg.spike_levels == 2
+    assert {m.levels for _, m in loaded.named_modules() if hasattr(m, "levels")} == {2}
+    # a config.json written before the field existed (as every shipped checkpoint's)
+    old = {k: v for k, v in model.cfg.to_dict().items() if k != "spike_levels"}
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(old))
+    binary, _, _ = load_checkpoint(tmp_path / "ck")
+    assert binary.cfg.spike_levels == 1 and binary.cfg == model.cfg.replace(spike_levels=1)
+    assert not np.array_equal(binary(idx), model(idx))  # the same weights fire other spikes

@@ -85,6 +85,29 @@ def test_twin_and_softmax_options_reach_the_config(tmp_path, data_dir):
     assert cfg.spiking is False and cfg.attention == "softmax" and cfg.vocab_size == 439
 
 
+def test_spike_levels_option_reaches_the_checkpoint_eval_and_generate(capsys, tmp_path,
+                                                                      data_dir):
+    out = tmp_path / "levels"
+    assert main(["train", "--out", str(out), "--spike-levels", "3", *TRAIN[:2],
+                 "--batch-size", "2", "--no-progress"]) == 0
+    assert checkpoint.load_config(out / "checkpoint").spike_levels == 3
+    saved = json.loads((out / "run.json").read_text())
+    assert saved["options"]["set"] == {"spike_levels": 3} and saved["model"]["spike_levels"] == 3
+    res = cli_json(capsys, ["eval", "--checkpoint", str(out / "checkpoint"), "--split", "test",
+                            "--max-tokens", "100"])
+    assert res["tokens"] == 100 and res["firing_rate"] > 0
+    res = cli_json(capsys, ["generate", "--checkpoint", str(out / "checkpoint"), "--prompt",
+                            "The ", "--max-new-tokens", "5", "--temperature", "0"])
+    model, tok, _ = checkpoint.load_checkpoint(out / "checkpoint")  # the windowed argmax chain
+    ids = tok.encode("The ")
+    for _ in range(5):
+        ids.append(int(np.argmax(model(np.array(ids)[None])[0, -1])))
+    assert res["text"] == tok.decode(ids[4:])
+    assert main(["train", "--out", str(tmp_path / "twice"), "--spike-levels", "2", "--set",
+                 "spike_levels=2", *TRAIN]) == 2  # one value, one way to give it
+    assert "--set spike_levels is given twice" in capsys.readouterr().err
+
+
 def test_eval_numbers_agree_with_their_definitions(capsys, run, data_dir):
     res = cli_json(capsys, ["eval", "--checkpoint", str(run), "--split", "test",
                             "--max-tokens", "300"])

@@ -69,3 +69,31 @@ def test_quick_mode_switch(monkeypatch):
     monkeypatch.setenv("SPIKE_QUICK", "maybe")
     with pytest.raises(ValueError, match="SPIKE_QUICK='maybe' is not understood"):
         spike_lib.quick_mode()
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.0, True, "2", None])
+def test_spike_levels_must_be_an_integer_of_at_least_one(value):
+    with pytest.raises(ValueError) as err:
+        Config(spike_levels=value)
+    assert f"spike_levels={value!r} is invalid: it must be an integer >= 1" in str(err.value)
+    assert "e.g. spike_levels=2" in str(err.value)  # the fix
+
+
+def test_spike_levels_default_binary_saved_only_when_set():
+    assert Config().spike_levels == 1 and Config(spike_levels=4).spike_levels == 4
+    # a config dict written before the field existed has none: it reads as binary spikes,
+    # and a binary config still writes none, so old config.json / run.json compare equal
+    old = Config.tiny().to_dict()
+    assert "spike_levels" not in old and Config.from_dict(old).spike_levels == 1
+    d = Config.tiny(spike_levels=3).to_dict()
+    assert d["spike_levels"] == 3 and Config.from_dict(d) == Config.tiny(spike_levels=3)
+
+
+def test_spike_levels_refuse_a_plug_in_neuron():
+    from spike_lib.core import plugins
+
+    with plugins.temporarily("neuron", "binary_plugin", object):
+        assert Config(neuron="binary_plugin").neuron == "binary_plugin"
+        with pytest.raises(ValueError, match=r"spike_levels=2 is invalid with neuron="
+                                             r"'binary_plugin'.*use neuron='lif'"):
+            Config(neuron="binary_plugin", spike_levels=2)

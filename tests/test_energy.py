@@ -125,3 +125,29 @@ def test_attention_core_ops_kinds():
     assert rep.uncosted == {"a.exp": 80} and "not costed" in rep.table()
     with pytest.raises(ValueError, match="has no energy accounting"):
         attention_core_ops("nope", 1, 1, 1)
+
+
+# -- integer spikes (Config.spike_levels = D): a spike s is s accumulates -----------------------
+def test_integer_spikes_cost_one_accumulate_per_unit_of_spike_value():
+    # rate = mean spike VALUE: 1.5 means 1.5 additions of the weight per input and step
+    rep = EnergyReport(num_steps=2, spike_levels=3).add("fc", 1000, firing_rate=1.5)
+    assert math.isclose(rep.rows[0]["snn_pj"], 1000 * 2 * 1.5 * 0.9)  # 2,700 pJ
+    rep.add("kv_sum", 10, firing_rate=9.0)  # K V of two 3-level spikes reaches 3 x 3
+    with pytest.raises(ValueError, match=r"firing_rate=9.5 is invalid: allowed range is \[0.0, 9"):
+        rep.add("kv_sum", 10, firing_rate=9.5)
+    with pytest.raises(ValueError, match="firing_rate=1.5"):  # binary spikes: a rate <= 1
+        EnergyReport(num_steps=2).add("fc", 1000, firing_rate=1.5)
+    with pytest.raises(ValueError, match="spike_levels=0"):
+        EnergyReport(num_steps=2, spike_levels=0)
+    out = energy.run(argparse.Namespace(flops=1e6, num_steps=4, rate=1.5, spike_levels=2))
+    assert math.isclose(out["snn_pj"], 1e6 * 4 * 1.5 * 0.9)
+
+
+def test_attention_rates_of_integer_spikes_are_mean_values():
+    # L = 2, D = 1: K = (2, 1), V = (1, 3): K V = (2, 3), mean 2.5 accumulates per token
+    k = np.array([2.0, 1.0])[None, None, :, None]
+    v = np.array([1.0, 3.0])[None, None, :, None]
+    rates = attention_rates("sdsa", 1, q=k, k=k, v=v)
+    assert rates["kv"] == 2.5 and rates["k"] == 1.5
+    # v_pairs: V[0] is read by 2 queries, V[1] by 1, over P = 3 pairs: (2 x 1 + 1 x 3) / 3
+    assert math.isclose(rates["v_pairs"], 5 / 3)

@@ -141,3 +141,47 @@ def test_an_attention_without_a_step_is_refused_and_sampling_falls_back_to_the_w
     model.blocks[0].modules["attn"] = Opaque()
     assert not model.carries_state()
     assert np_gen.is_running(Opaque()) is False
+
+
+# -- integer spikes (Config.spike_levels = 2): the general carried path, never generate_fast -------
+def _no_fast_path(*args, **kwargs):
+    raise AssertionError("generate_fast gathers weight rows of 0/1 spikes: not for levels > 1")
+
+
+def _fires_twos(model, ids):
+    """The windowed forward, after checking some neuron fired a spike of value 2."""
+    want = np.asarray(model(ids))
+    assert max(float(np.asarray(m.last_spk).max()) for _, m in model.named_modules()
+               if getattr(m, "last_spk", None) is not None) == 2.0
+    return want
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_numpy_integer_spike_carried_logits_equal_the_windowed_forward(name, monkeypatch):
+    from spike_lib.numpy_impl import generate_fast
+
+    monkeypatch.setattr(generate_fast, "step_one", _no_fast_path)
+    model = SpikeLLM(Config.tiny(attention=name, spike_levels=2)).train(False)
+    ids = np.random.default_rng(1).integers(0, model.cfg.vocab_size, (2, model.cfg.block_size))
+    want = _fires_twos(model, ids)
+    for first, chunk in ((5, 1), (1, 3), (1, 1)):
+        got, state = incremental(model, ids, first, chunk)
+        np.testing.assert_allclose(got, want, rtol=0, atol=ATOL)
+    assert "plan" not in state  # no one-token plan was made
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_mlx_integer_spike_carried_logits_equal_the_windowed_forward_and_numpy(name, monkeypatch):
+    MlxLLM = _mlx()
+    from spike_lib.mlx_impl import generate_fast
+
+    monkeypatch.setattr(generate_fast, "cached", _no_fast_path)
+    cfg = Config.tiny(attention=name, spike_levels=2)
+    model = MlxLLM(cfg)
+    model.train(False)
+    ids = np.random.default_rng(2).integers(0, cfg.vocab_size, (2, cfg.block_size))
+    want = _fires_twos(model, ids)
+    got, _ = incremental(model, ids)
+    np.testing.assert_allclose(got, want, rtol=0, atol=ATOL)
+    np_got, _ = incremental(SpikeLLM(cfg).train(False), ids)  # same seed, same weights
+    np.testing.assert_allclose(got, np_got, rtol=0, atol=1e-4)

@@ -26,7 +26,12 @@ warnings.filterwarnings("ignore", "MLX is using its slow", RuntimeWarning)
 VARIANTS = {"spiking": {}, "no_detach": {"detach_reset": False},
             "twin": {"spiking": False}, "softmax": {"attention": "softmax"},
             "twin_softmax": {"spiking": False, "attention": "softmax"},
-            "clamp_zero_tied": {"mem_clamp": 2.0, "reset": "zero", "tie_weights": True}}
+            "clamp_zero_tied": {"mem_clamp": 2.0, "reset": "zero", "tie_weights": True},
+            # integer spikes 0..D (Config.spike_levels): the plain LIFs, and the clamped ones
+            # with the zero reset's min(s, 1) in the gradient
+            "levels2": {"spike_levels": 2},
+            "levels3_clamp_zero": {"spike_levels": 3, "mem_clamp": 2.5, "reset": "zero",
+                                   "detach_reset": False}}
 
 
 def _cfg(name):
@@ -91,6 +96,19 @@ def test_firing_rates_match_numpy():
     assert 0.0 < got["blocks.0.sn_hidden"] < 1.0
 
 
+def test_integer_spike_rates_match_numpy_and_exceed_binary_spikes():
+    cfg = _cfg("levels2")
+    ref, model = NpSpikeLLM(cfg), SpikeLLM(cfg)
+    x, _ = _batch(cfg)
+    ref(x)
+    model(x)
+    want, got = ref.firing_rates(), model.firing_rates()
+    assert got["blocks.0.sn1"] == pytest.approx(want["blocks.0.sn1"], abs=1e-6)
+    assert got["blocks.1.attn.kv"] == pytest.approx(want["blocks.1.attn.kv"], abs=1e-6)
+    assert float(model.blocks[0].sn1.last_spk.max()) == 2.0  # a rate is a mean spike value
+    assert ref.energy_report(*x.shape).snn_pj > 0
+
+
 def test_clamp_lif_clips_like_numpy():
     x = np.array([[5.0], [-9.0], [0.4]], np.float32)  # (T, N)
     lif = ClampLIF(2.0, beta=0.5, threshold=1.0)
@@ -106,7 +124,7 @@ def test_clamp_lif_clips_like_numpy():
         ClampLIF(0.5, threshold=1.0)
 
 
-@pytest.mark.parametrize("name", ["spiking", "twin_softmax"])
+@pytest.mark.parametrize("name", ["spiking", "twin_softmax", "levels2"])
 def test_checkpoints_load_both_ways(tmp_path, name):
     cfg = _cfg(name)
     ref = NpSpikeLLM(cfg, np.random.default_rng(42))

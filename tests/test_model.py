@@ -22,7 +22,9 @@ def tiny(**kw):
     {}, {"attention": "softmax"}, {"spiking": False}, {"spiking": False, "attention": "softmax"},
     {"tie_weights": True, "mem_clamp": 1.5, "reset": "zero"},
     {"in_threshold": 0.9, "qkv_threshold": 0.7, "hidden_threshold": 0.8},
-], ids=["sdsa", "softmax", "twin", "twin-softmax", "tied-clamp-zero", "thresholds"])
+    {"spike_levels": 3}, {"spike_levels": 2, "mem_clamp": 2.5, "attention": "sdsa_mean"},
+], ids=["sdsa", "softmax", "twin", "twin-softmax", "tied-clamp-zero", "thresholds", "levels3",
+        "levels2-clamp-mean"])
 def test_whole_model_gradcheck(kw):
     res = model_gradcheck(gradcheck_config(**kw), max_entries=25)
     assert res["max_rel_err"] < 1e-6, res["worst_tensor"]

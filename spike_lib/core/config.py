@@ -18,7 +18,7 @@ RESETS = ("subtract", "zero")
 ATTENTIONS = ("sdsa", "softmax")  # the built-in attentions; spike_lib.train.registry adds plug-ins
 # fields added after the first checkpoints shipped: to_dict leaves them out at their default,
 # so the config.json and run.json of older runs still compare equal
-LATER_FIELDS = {"neuron": "lif"}
+LATER_FIELDS = {"neuron": "lif", "spike_levels": 1}
 
 
 def check_range(field, value, low=None, high=None, low_open=False, kind=(int, float)):
@@ -33,6 +33,13 @@ def check_range(field, value, low=None, high=None, low_open=False, kind=(int, fl
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high
         raise ValueError(f"{field}={value!r} is invalid: allowed range is {left}{lo}, {hi}]")
+
+
+def check_spike_levels(levels, field="spike_levels"):
+    """ValueError unless levels is an int >= 1 (D, the largest value of an integer spike)."""
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
+        raise ValueError(f"{field}={levels!r} is invalid: it must be an integer >= 1 (the "
+                         "largest spike value D; 1 = binary spikes), e.g. spike_levels=2")
 
 
 def check_choice(field, value, choices):
@@ -128,6 +135,10 @@ class Config:
     mem_clamp: float | None = None  # clip every LIF membrane to [-mem_clamp, mem_clamp]; None: off
     tie_weights: bool = False  # True: the readout reuses the token embedding matrix (W_out = E^T)
     neuron: str = "lif"  # the spiking neuron: "lif" or a plug-in (spike_lib.train.registry)
+    # D, the largest spike value: a LIF fires the count of thresholds its membrane crossed,
+    # 0..D (integer spikes, I-LIF of SpikeYOLO, Luo et al. 2024); 1: binary spikes. The
+    # non-spiking twin (spiking=False) has no neurons and ignores it
+    spike_levels: int = 1
 
     def __post_init__(self):
         for field in ("vocab_size", "block_size", "n_layer", "n_embd", "n_head", "d_ff"):
@@ -149,6 +160,11 @@ class Config:
             what = "spiking=False (the twin has no neurons)" if not self.spiking else "mem_clamp"
             raise ValueError(f"neuron={self.neuron!r} is invalid with {what}: plug-in neurons "
                              "run in the spiking model without mem_clamp; use neuron='lif'")
+        check_spike_levels(self.spike_levels)
+        if self.spike_levels != 1 and self.neuron != "lif":
+            raise ValueError(f"spike_levels={self.spike_levels} is invalid with neuron="
+                             f"{self.neuron!r}: plug-in neurons fire binary spikes; use "
+                             "neuron='lif' or spike_levels=1")
         check_range("dropout", self.dropout, 0.0, 1.0)
         if self.dropout >= 1.0:
             raise ValueError(f"dropout={self.dropout} is invalid: allowed range is [0.0, 1.0)")
@@ -162,7 +178,10 @@ class Config:
             )
 
     def lif_kwargs(self, kind) -> dict:
-        """Arguments of the LIF neuron of type kind ("in", "qkv", "attn", "hidden")."""
+        """Arguments of the LIF neuron of type kind ("in", "qkv", "attn", "hidden").
+
+        Without spike_levels: plug-in neurons take these; the built-in LIF also gets
+        levels=spike_levels (make_neuron, LIF.from_config)."""
         return {"beta": self.beta, "threshold": self.thresholds()[kind], "reset": self.reset,
                 "surrogate": self.surrogate, "surrogate_scale": self.surrogate_scale,
                 "detach_reset": self.detach_reset}

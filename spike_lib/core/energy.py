@@ -4,8 +4,12 @@ An ANN layer does one multiply-accumulate (MAC) per weight per token; a spiking 
 inputs are binary spikes only *adds* a weight where a spike arrived (an accumulate, AC):
     E_ANN = FLOPs x E_MAC                    E_MAC = 4.6 pJ (32-bit float mult 3.7 + add 0.9)
     E_SNN = FLOPs x T x rate x E_AC          E_AC  = 0.9 pJ (32-bit float add)
-FLOPs counts MACs of the layer for one timestep, T = num_steps, rate = spikes per input
-neuron per timestep. Figures: Horowitz, "Computing's energy problem" (ISSCC 2014), used by
+FLOPs counts MACs of the layer for one timestep, T = num_steps, rate = the mean spike VALUE
+per input neuron per timestep. For binary spikes that is spikes per neuron per step, in
+[0, 1]. An integer spike s in 0..D (Config.spike_levels = D > 1: I-LIF, Luo et al. 2024;
+SpikeLM, Xing et al. 2024) adds its weight s times, or is s binary events on neuromorphic
+hardware, so it costs s accumulates and the rate lies in [0, D] (a product of two spikes,
+K V or Q SN(.), in [0, D^2]). Figures: Horowitz, "Computing's energy problem" (ISSCC 2014), used by
 Spike-driven Transformer (Yao et al. 2023) and SpikeGPT (Zhu et al. 2023). They count
 arithmetic only, not memory traffic, and hold for dedicated neuromorphic hardware, not a CPU.
 Taught in: notebooks/02_sdsa_colors.ipynb
@@ -33,10 +37,12 @@ def ann_energy_pj(flops) -> float:
     return flops * E_MAC_PJ
 
 
-def snn_energy_pj(flops, num_steps, firing_rate) -> float:
+def snn_energy_pj(flops, num_steps, firing_rate, max_rate=1.0) -> float:
+    """flops x T x rate x E_AC: rate is the mean spike value, at most max_rate (1 for binary
+    spikes, D for D-level spikes, D^2 for a product of two)."""
     check_range("flops", flops, 0)
     check_range("num_steps", num_steps, 1, kind=int)
-    check_range("firing_rate", firing_rate, 0.0, 1.0)
+    check_range("firing_rate", firing_rate, 0.0, max_rate)
     return flops * num_steps * firing_rate * E_AC_PJ
 
 
@@ -45,11 +51,17 @@ class EnergyReport:
     """Per-layer op counts and energies. Add layers with .add(); read .ann_pj, .snn_pj.
 
     uncosted: {name: count} of operations the 45 nm table has no figure for (exps).
+    spike_levels: D, the largest spike value; a rate (mean spike value) may reach D^2, the
+    largest product of two spikes (K V, Q SN(.)); 1: binary spikes, rates in [0, 1].
     """
 
     num_steps: int
     rows: list = field(default_factory=list)
     uncosted: dict = field(default_factory=dict)
+    spike_levels: int = 1
+
+    def __post_init__(self):
+        check_range("spike_levels", self.spike_levels, 1, kind=int)
 
     def add(self, name, flops, firing_rate=None, ann_flops=None):
         """firing_rate=None: the layer's input is real-valued, so it pays MACs even in an SNN.
@@ -58,7 +70,7 @@ class EnergyReport:
         (default flops; token shift: an ANN mixes x, the SNN runs a second spike product).
         """
         snn = (ann_energy_pj(flops) * self.num_steps if firing_rate is None
-               else snn_energy_pj(flops, self.num_steps, firing_rate))
+               else snn_energy_pj(flops, self.num_steps, firing_rate, self.spike_levels**2))
         ann = ann_energy_pj(flops if ann_flops is None else ann_flops)
         self.rows.append({"layer": name, "flops": flops, "firing_rate": firing_rate,
                           "ann_pj": ann, "snn_pj": snn})
@@ -104,12 +116,16 @@ class EnergyReport:
 def add_arguments(parser) -> None:
     parser.add_argument("--flops", type=float, required=True, help="MACs per timestep")
     parser.add_argument("--num-steps", type=int, default=4, help="timesteps T")
-    parser.add_argument("--rate", type=float, required=True, help="input firing rate in [0, 1]")
+    parser.add_argument("--rate", type=float, required=True,
+                        help="mean input spike value per neuron and step: in [0, 1] for binary "
+                        "spikes, [0, D] for integer spikes up to --spike-levels D")
+    parser.add_argument("--spike-levels", type=int, default=1,
+                        help="D, the largest spike value (1: binary spikes)")
 
 
 def run(args) -> dict:
     ann = ann_energy_pj(args.flops)
-    snn = snn_energy_pj(args.flops, args.num_steps, args.rate)
+    snn = snn_energy_pj(args.flops, args.num_steps, args.rate, getattr(args, "spike_levels", 1))
     return {"ann_pj": ann, "snn_pj": snn, "ratio": snn / ann if ann else float("nan")}
 
 
@@ -173,7 +189,8 @@ def attention_core_ops(name, n_batch, n_tok, n_embd, n_head=1, rates=None) -> li
     """The arithmetic of one attention core for one timestep, as rows (causal, as the models).
 
     Each row is {"op", "kind", "ops", "rate"}: kind "ac" is an addition, done only where a
-    spike arrived when rate < 1 (ops x rate happen; rate 1.0: adds of counts or weights);
+    spike arrived (ops x rate happen, rate the mean spike value: an integer spike s triggers s
+    additions; rate 1.0: adds of counts or weights);
     "mac" a real multiplication (with its add), rate None; "exp" an exponential (counted, not
     costed: the 45 nm table has none). With n = B L tokens, P = B L (L + 1) / 2 causal pairs,
     D = n_embd, H heads of d_h = D / H:
@@ -240,7 +257,8 @@ def attention_rates(name, n_head=1, x=None, q=None, k=None, v=None) -> dict:
 
     x: the attention's input spikes, q, k, v its Q, K, V spikes, NumPy arrays (T, B, L, D)
     (None where the attention has none, e.g. hybrid's real Q and K). Each rate is the share of
-    the counted operations that a spike triggers:
+    the counted operations that a spike triggers, from spike VALUES: an integer spike s (or a
+    product of two) counts s accumulates, so with spike_levels D the rates reach D (D^2):
         kv = mean(K V);  q, k = mean(Q), mean(K);  prev = mean(x[l-1]) over l (0 at l = 0)
         qk = sum_{l' <= l} Q[l] K[l'] / (T P D),   v_pairs = sum_l' (L - l') V[l'] / (T P D)
         kv_outer = sum over tokens and heads of |K_head| |V_head| / (T n H d_h^2)

@@ -46,20 +46,21 @@ def _check_heads(n_embd, n_head):
 class SDSA(nn.Module):
     """Spike-driven self-attention, SDSA-1 of Yao et al. (2023), "Spike-driven Transformer".
 
-        Q, K, V = LIF(x W_Q), LIF(x W_K), LIF(x W_V)          binary spikes (T, B, L, D)
+        Q, K, V = LIF(x W_Q), LIF(x W_K), LIF(x W_V)          spikes (T, B, L, D)
         SDSA(x) = (Q * SN(sum_l K[l] * V[l])) W_O              * = Hadamard product
+    Spikes are binary (levels=1) or integers 0..D (levels=D), as in the NumPy SDSA.
     With causal=True the sum over tokens is a cumulative sum over positions l' <= l. The
     sub-modules (q_proj, q_lif, ..., attn_lif, out_proj) are named as in the NumPy SDSA.
     """
 
     def __init__(self, n_embd, n_head, rng, causal=False, beta=0.5, threshold=1.0,
                  attn_threshold=0.5, reset="subtract", surrogate="arctan", surrogate_scale=2.0,
-                 detach_reset=True, bias=True):
+                 detach_reset=True, bias=True, levels=1):
         super().__init__()
         _check_heads(n_embd, n_head)
         self.n_embd, self.n_head, self.causal = n_embd, n_head, bool(causal)
         lif = {"beta": beta, "threshold": threshold, "reset": reset, "surrogate": surrogate,
-               "surrogate_scale": surrogate_scale, "detach_reset": detach_reset}
+               "surrogate_scale": surrogate_scale, "detach_reset": detach_reset, "levels": levels}
         for name in ("q", "k", "v"):  # the NumPy order: the same rng draws, the same weights
             setattr(self, f"{name}_proj", Linear(n_embd, n_embd, rng, bias=bias))
             setattr(self, f"{name}_lif", LIF(**lif))
@@ -70,7 +71,8 @@ class SDSA(nn.Module):
     def from_config(cls, cfg, rng, causal=False):
         th = cfg.thresholds()
         return cls(cfg.n_embd, cfg.n_head, rng, causal, cfg.beta, th["qkv"], th["attn"],
-                   cfg.reset, cfg.surrogate, cfg.surrogate_scale, cfg.detach_reset)
+                   cfg.reset, cfg.surrogate, cfg.surrogate_scale, cfg.detach_reset,
+                   levels=cfg.spike_levels)
 
     def __call__(self, x, mask=None):
         if x.ndim != 4:
@@ -80,7 +82,7 @@ class SDSA(nn.Module):
         v = self.v_lif(self.v_proj(x))
         # every SDSA-1 operation acts channel by channel, so splitting heads (as NumPy does for
         # bookkeeping) changes no number: skipping it saves four transposed copies
-        kv = k * v  # AND of two spike trains
+        kv = k * v  # AND of two spike trains (a product of counts for integer spikes)
         if mask is not None:
             kv = kv * _key_mask(mask, x.shape[2])[:, 0]  # (B, L, 1): padding tokens add nothing
         s = mx.cumsum(kv, axis=-2) if self.causal else kv.sum(axis=-2, keepdims=True)

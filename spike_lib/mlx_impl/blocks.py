@@ -9,17 +9,18 @@ import mlx.core as mx
 from mlx import nn
 
 from spike_lib.core import plugins
+from spike_lib.core.neurons import fired
 from spike_lib.core.surrogate import get_surrogate
 from spike_lib.mlx_impl.attention import SDSA, SoftmaxAttention
 from spike_lib.mlx_impl.layers import GELU, Dropout, LayerNorm, Linear
-from spike_lib.mlx_impl.neurons import LIF
-from spike_lib.mlx_impl.spike import spike_fn
+from spike_lib.mlx_impl.neurons import LIF, fire
 
 
 class ClampLIF(LIF):
     """LIF whose membrane is clipped before it fires: u[t] = clip(beta v[t-1] + x[t], -c, c).
 
-    s[t] = H(u[t] - threshold), v[t] = u[t] - threshold s[t] (or u[t](1 - s[t]) for "zero").
+    s[t] = sum_{k=1..D} H(u[t] - k threshold) (H(u[t] - threshold) for D = levels = 1),
+    v[t] = u[t] - threshold s[t] (or u[t](1 - min(s[t], 1)) for "zero").
     The clip's gradient is 1 inside [-c, c] (boundary included) and 0 outside.
     """
 
@@ -30,8 +31,7 @@ class ClampLIF(LIF):
         self.mem_clamp = float(mem_clamp)
 
     def __call__(self, x):
-        sg, th, c = self.surrogate, self.threshold, self.mem_clamp
-        spike = spike_fn(sg)
+        sg, th, c, d = self.surrogate, self.threshold, self.mem_clamp, self.levels
         v = mx.zeros(x.shape[1:], dtype=x.dtype)
         spks = []
         for t in range(x.shape[0]):
@@ -39,9 +39,9 @@ class ClampLIF(LIF):
             # the clip passes the gradient at |u| = c too, as the NumPy ClampLIF (mx.clip does not;
             # integer sums of spikes land exactly on an integer clamp)
             u = mx.where(mx.abs(u) <= c, u, mx.clip(u, -c, c))
-            s = sg.smooth(u - th, xp=mx) if self.smooth else spike(u - th)
+            s = fire(u, th, d, sg, self.smooth)
             r = mx.stop_gradient(s) if self.detach_reset else s
-            v = u - th * r if self.reset == "subtract" else u * (1.0 - r)
+            v = u - th * r if self.reset == "subtract" else u * (1.0 - fired(r, d, mx))
             spks.append(s)
         spk = mx.stack(spks)
         object.__setattr__(self, "last_spk", mx.stop_gradient(spk))
@@ -67,7 +67,7 @@ def make_neuron(cfg, kind):
         return SmoothGate(th, cfg.surrogate, cfg.surrogate_scale) if kind == "attn" else GELU()
     if cfg.neuron != "lif":  # a plug-in (spike_lib.core.plugins), built with the same LIF arguments
         return plugins.build_neuron(cfg, kind, "mlx")
-    lif = cfg.lif_kwargs(kind)
+    lif = {**cfg.lif_kwargs(kind), "levels": cfg.spike_levels}
     return LIF(**lif) if cfg.mem_clamp is None else ClampLIF(cfg.mem_clamp, **lif)
 
 
@@ -80,7 +80,8 @@ def make_attention(cfg, rng):
     th = cfg.thresholds()
     attn = SDSA(cfg.n_embd, cfg.n_head, rng, causal=True, beta=cfg.beta, threshold=th["qkv"],
                 attn_threshold=th["attn"], reset=cfg.reset, surrogate=cfg.surrogate,
-                surrogate_scale=cfg.surrogate_scale, detach_reset=cfg.detach_reset)
+                surrogate_scale=cfg.surrogate_scale, detach_reset=cfg.detach_reset,
+                levels=cfg.spike_levels)
     if not cfg.spiking or cfg.mem_clamp is not None or cfg.neuron != "lif":
         # swap in the twin's, the clamped or the plug-in neurons
         for name in ("q_lif", "k_lif", "v_lif"):

@@ -74,7 +74,7 @@ class MeanSDSA(_Base):
     """SDSA over the running mean of K AND V: a gate that does not saturate.
 
         Q, K, V = SN(x W_Q), SN(x_k W_K), SN(x_v W_V)                 spikes (T, B, L, D)
-        m[l] = (1 / (l + 1)) sum_{j <= l} K[j] * V[j]                 in [0, 1]
+        m[l] = (1 / (l + 1)) sum_{j <= l} K[j] * V[j]        in [0, 1] ([0, D^2]: D-level spikes)
         y[l] = (Q[l] * SN_attn(a * m[l])) W_O                         a: per-channel gain
     The running sum of SDSA (chapter 5) only grows, so its gate SN(sum) becomes a monotone
     OR; the mean m[l] can fall again. a (learned, initialised at 4) sets the fraction of

@@ -152,7 +152,8 @@ class SpikeLLM(nn.Module):
 
     # -- statistics ---------------------------------------------------------------------------
     def firing_rates(self) -> dict:
-        """Spikes per neuron per timestep of every LIF in the last (eager) forward pass."""
+        """Mean spike value per neuron per timestep of every LIF in the last (eager) forward pass
+        (in [0, D] for integer spikes up to cfg.spike_levels = D), as the NumPy SpikeLLM."""
         rates = {}
         for name, mod in self.named_modules():
             if isinstance(mod, LIF) and mod.last_spk is not None:

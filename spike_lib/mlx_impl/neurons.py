@@ -4,6 +4,8 @@ Same names and arguments as spike_lib/neurons.py; the backward pass is MLX autod
 spike's gradient supplied by spike_lib.mlx_impl.spike.spike_fn (the surrogate). For speed, the
 common case (spiking, detached reset, subtract or zero) runs the whole loop over T as one
 custom function whose BPTT is written by hand (_fused_lif), tested equal to the autodiff loop.
+levels = D > 1 fires integer spikes s = sum_{k=1..D} H(u - k threshold) (I-LIF, Luo et al.
+2024; SpikeLM, Xing et al. 2024): one spike_fn per level, so ds/du = sum_k g(u - k threshold).
 Taught in: notebooks/01_lif_neurons.ipynb
 """
 
@@ -12,7 +14,7 @@ from functools import cache
 import mlx.core as mx
 from mlx import nn
 
-from spike_lib.core.neurons import check_lif_args
+from spike_lib.core.neurons import check_lif_args, fire_grad, fired
 from spike_lib.core.surrogate import get_surrogate
 from spike_lib.mlx_impl.spike import spike_fn
 
@@ -25,14 +27,16 @@ def lif_forward(
     surrogate="arctan",
     smooth=False,
     detach_reset=True,
+    levels=1,
 ):
     """Run LIF over the leading time axis of x (T, ...). Returns spk and mem, both (T, ...).
 
     As spike_lib.core.neurons.lif_forward, plus detach_reset: autodiff derives the backward from
     this forward, so the choice of cutting the gradient through the reset is made here
-    (mx.stop_gradient on s in the reset line), as lif_backward does by hand.
+    (mx.stop_gradient on s in the reset line), as lif_backward does by hand. levels = D:
+    integer spikes 0..D; the "zero" reset empties the membrane by min(s, 1) (core.neurons.fired).
     """
-    check_lif_args(beta, threshold, reset)
+    check_lif_args(beta, threshold, reset, levels)
     x = mx.array(x)
     if x.ndim < 1 or x.shape[0] < 1:
         raise ValueError(
@@ -42,8 +46,7 @@ def lif_forward(
         x = x.astype(mx.float32)
     sg = get_surrogate(surrogate)
     if not smooth and detach_reset and reset in ("subtract", "zero"):
-        return _fused_lif(float(beta), float(threshold), reset, sg)(x)
-    spike = spike_fn(sg)
+        return _fused_lif(float(beta), float(threshold), reset, sg, int(levels))(x)
     v = mx.zeros(x.shape[1:], dtype=x.dtype)
     r = mx.zeros(x.shape[1:], dtype=x.dtype)
     spks, mems = [], []
@@ -51,15 +54,35 @@ def lif_forward(
         u = beta * v + x[t]  # charge
         if reset == "subtract_after_leak":
             u = u - threshold * r  # the previous spike's reset, after the leak (snnTorch)
-        s = sg.smooth(u - threshold, xp=mx) if smooth else spike(u - threshold)  # fire
+        s = fire(u, threshold, levels, sg, smooth)  # fire: sum_k H(u - k threshold)
         r = mx.stop_gradient(s) if detach_reset else s
         if reset == "subtract_after_leak":
             v = u  # reset
         else:
-            v = u - threshold * r if reset == "subtract" else u * (1.0 - r)  # reset
+            v = u - threshold * r if reset == "subtract" else u * (1.0 - fired(r, levels, mx))
         spks.append(s)
         mems.append(u)
     return mx.stack(spks), mx.stack(mems)
+
+
+def fire(u, threshold, levels=1, surrogate="arctan", smooth=False):
+    """sum_{k=1..D} spike(u - k threshold): H forward, the surrogate g backward, per level
+    (smooth: the antiderivatives G); levels=1 is spike(u - threshold), as
+    spike_lib.core.neurons.fire."""
+    sg = get_surrogate(surrogate)
+    step = (lambda z: sg.smooth(z, xp=mx)) if smooth else spike_fn(sg)
+    s = step(u - threshold)
+    for k in range(2, levels + 1):
+        s = s + step(u - k * threshold)
+    return s
+
+
+def count(u, threshold, levels=1):
+    """The spike sum_{k=1..D} [u > k threshold] without a gradient (the fused LIF's forward)."""
+    s = (u > threshold).astype(u.dtype)
+    for k in range(2, levels + 1):
+        s = s + (u > k * threshold).astype(u.dtype)
+    return s
 
 
 _ROWS = {}
@@ -76,12 +99,13 @@ def time_row(n, t, ndim, dtype):
 
 
 @cache
-def _fused_lif(beta, threshold, reset, sg):
+def _fused_lif(beta, threshold, reset, sg, levels=1):
     """The whole LIF over T as one mx.custom_function: (spk, mem) forward, and its hand-written
     BPTT backward (detached reset), so mx.compile fuses the loop with no boundary per timestep.
 
     du[t] = dspk[t] g(u[t] - threshold) + dmem[t] + beta du[t+1] (1, or 1 - s[t] for the zero
     reset): the same gradient autodiff takes through the loop of lif_forward (tested equal).
+    levels = D > 1: s = sum_k [u > k threshold], g summed over the D levels, 1 - min(s, 1).
     No per-timestep arrays and no mx.stack (a copy of every spike and membrane): the membranes
     of all T steps are one array u, and step t adds beta v[t-1] to its own rows only (a 0/1 row
     mask), so the forward writes u and the spikes once; the backward runs the same way in
@@ -95,21 +119,21 @@ def _fused_lif(beta, threshold, reset, sg):
         n, u = x.shape[0], x
         for t in range(1, n):  # u[t] = x[t] + beta v[t-1]; the other rows + 0
             prev = u[t - 1:t]
-            s = (prev > threshold).astype(x.dtype)
-            v = prev - threshold * s if reset == "subtract" else prev * (1.0 - s)
+            s = count(prev, threshold, levels)
+            v = prev - threshold * s if reset == "subtract" else prev * (1.0 - fired(s, levels, mx))
             u = u + time_row(n, t, x.ndim, x.dtype) * (beta * v)
-        return (u > threshold).astype(x.dtype), u
+        return count(u, threshold, levels), u
 
     @lif_seq.vjp
     def lif_vjp(primals, cotangents, outputs):
         dspk, dmem = cotangents
         spk, mem = outputs
         n = mem.shape[0]
-        du = dspk * sg.grad(mem - threshold, xp=mx).astype(dspk.dtype) + dmem
+        du = dspk * fire_grad(mem, threshold, levels, sg, xp=mx).astype(dspk.dtype) + dmem
         for t in range(n - 2, -1, -1):  # v[t] = u[t] - th s[t] (s detached): dv/du = 1 or 1 - s
             carry = beta * du[t + 1:t + 2]
             if reset != "subtract":
-                carry = carry * (1.0 - spk[t:t + 1])
+                carry = carry * (1.0 - fired(spk[t:t + 1], levels, mx))
             du = du + time_row(n, t, mem.ndim, mem.dtype) * carry
         return du
 
@@ -119,9 +143,12 @@ def _fused_lif(beta, threshold, reset, sg):
 class LIF(nn.Module):
     """A layer of LIF neurons with no weights: spk = LIF(x) over the time axis of x (T, ...).
 
-    u[t] = beta v[t-1] + x[t];  s[t] = H(u[t] - threshold);  v[t] = u[t] - threshold s[t]
-    (or v[t] = u[t] (1 - s[t]) with reset="zero"). Gradients: MLX autodiff, with the spike's
-    derivative replaced by the surrogate's (Neftci, Mostafa & Zenke 2019).
+    u[t] = beta v[t-1] + x[t];  s[t] = sum_{k=1..D} H(u[t] - k threshold);
+    v[t] = u[t] - threshold s[t]
+    (or v[t] = u[t] (1 - min(s[t], 1)) with reset="zero"); levels = D = 1 is the binary LIF,
+    D > 1 integer spikes 0..D (I-LIF, Luo et al. 2024; SpikeLM, Xing et al. 2024). Gradients:
+    MLX autodiff, with the spike's derivative replaced by the surrogate's, once per level
+    (Neftci, Mostafa & Zenke 2019).
     """
 
     def __init__(
@@ -132,20 +159,22 @@ class LIF(nn.Module):
         surrogate="arctan",
         surrogate_scale=None,
         detach_reset=True,
+        levels=1,
     ):
         super().__init__()
-        check_lif_args(beta, threshold, reset)
+        check_lif_args(beta, threshold, reset, levels)
         self.beta, self.threshold, self.reset = beta, threshold, reset
         self.surrogate = get_surrogate(surrogate, surrogate_scale)
         self.detach_reset = detach_reset
+        self.levels = int(levels)
         self.smooth = False
         object.__setattr__(self, "last_spk", None)  # not a parameter: kept for statistics
 
     @classmethod
     def from_config(cls, cfg):
-        return cls(
-            cfg.beta, cfg.threshold, cfg.reset, cfg.surrogate, cfg.surrogate_scale, cfg.detach_reset
-        )
+        """From a Config (levels = cfg.spike_levels) or a LIFConfig (binary spikes)."""
+        return cls(cfg.beta, cfg.threshold, cfg.reset, cfg.surrogate, cfg.surrogate_scale,
+                   cfg.detach_reset, getattr(cfg, "spike_levels", 1))
 
     def set_smooth(self, smooth=True):
         """Smooth mode: the spike becomes the surrogate's antiderivative (as Module.set_smooth)."""
@@ -153,12 +182,12 @@ class LIF(nn.Module):
         return self
 
     def __call__(self, x):
-        spk, _ = lif_forward(
-            x, self.beta, self.threshold, self.reset, self.surrogate, self.smooth, self.detach_reset
-        )
+        spk, _ = lif_forward(x, self.beta, self.threshold, self.reset, self.surrogate,
+                             self.smooth, self.detach_reset, self.levels)
         object.__setattr__(self, "last_spk", mx.stop_gradient(spk))
         return spk
 
     def firing_rate(self) -> float:
-        """Mean spikes per neuron per timestep in the last forward pass."""
+        """Mean spike value per neuron per timestep in the last forward pass (spikes per step for
+        binary spikes, in [0, D] for integer ones: a spike s counts s events)."""
         return float(self.last_spk.mean()) if self.last_spk is not None else float("nan")

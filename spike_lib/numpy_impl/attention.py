@@ -43,8 +43,10 @@ def reverse_cumsum(x, axis):
 class SDSA(Module):
     """Spike-driven self-attention, SDSA-1 of Yao et al. (2023), "Spike-driven Transformer".
 
-        Q, K, V = LIF(x W_Q), LIF(x W_K), LIF(x W_V)          binary spikes (T, B, L, D)
+        Q, K, V = LIF(x W_Q), LIF(x W_K), LIF(x W_V)          spikes (T, B, L, D)
         SDSA(x) = (Q * SN(sum_l K[l] * V[l])) W_O              * = Hadamard product
+    Spikes are binary (levels=1: K * V is an AND) or integers 0..D (levels=D: K * V counts
+    coincident events, up to D^2, and Q * SN(.) too; nothing here assumes 0/1).
     SN is a LIF neuron with threshold attn_threshold; with causal=True the sum over all tokens
     becomes the cumulative sum over positions l' <= l. Every LIF carries its membrane over the
     T timesteps only, never over token positions. Heads are split and merged like softmax
@@ -54,14 +56,14 @@ class SDSA(Module):
 
     def __init__(self, n_embd, n_head, rng, causal=False, beta=0.5, threshold=1.0,
                  attn_threshold=0.5, reset="subtract", surrogate="arctan", surrogate_scale=2.0,
-                 detach_reset=True, bias=True):
+                 detach_reset=True, bias=True, levels=1):
         super().__init__()
         check_range("n_head", n_head, 1, kind=int)
         if n_embd % n_head:
             raise ValueError(f"n_embd={n_embd} is invalid: it must be divisible by n_head={n_head}")
         self.n_embd, self.n_head, self.causal = n_embd, n_head, bool(causal)
         lif = {"beta": beta, "threshold": threshold, "reset": reset, "surrogate": surrogate,
-               "surrogate_scale": surrogate_scale, "detach_reset": detach_reset}
+               "surrogate_scale": surrogate_scale, "detach_reset": detach_reset, "levels": levels}
         for name in ("q", "k", "v"):
             self.add_module(f"{name}_proj", Linear(n_embd, n_embd, rng, bias=bias))
             self.add_module(f"{name}_lif", LIF(**lif))
@@ -70,10 +72,12 @@ class SDSA(Module):
 
     @classmethod
     def from_config(cls, cfg, rng, causal=False):
-        """Q/K/V neurons take cfg.thresholds()["qkv"], SN takes cfg.attn_threshold."""
+        """Q/K/V neurons take cfg.thresholds()["qkv"], SN takes cfg.attn_threshold; all four
+        fire integer spikes up to cfg.spike_levels."""
         th = cfg.thresholds()
         return cls(cfg.n_embd, cfg.n_head, rng, causal, cfg.beta, th["qkv"], th["attn"],
-                   cfg.reset, cfg.surrogate, cfg.surrogate_scale, cfg.detach_reset)
+                   cfg.reset, cfg.surrogate, cfg.surrogate_scale, cfg.detach_reset,
+                   levels=cfg.spike_levels)
 
     def forward(self, x, mask=None):
         if x.ndim != 4:
@@ -81,7 +85,7 @@ class SDSA(Module):
         m = self.modules
         q, k, v = (m[f"{n}_lif"](m[f"{n}_proj"](x)) for n in "qkv")  # (T, B, L, D) spikes
         qh, kh, vh = (split_heads(a, self.n_head) for a in (q, k, v))  # (T, B, H, L, hd)
-        kv = kh * vh  # AND of two spike trains
+        kv = kh * vh  # AND of two spike trains (a product of counts for integer spikes)
         self.km = None if mask is None else _key_mask(mask, x.shape[2])
         if self.km is not None:
             kv = kv * self.km  # padding tokens add nothing
@@ -164,6 +168,8 @@ def sdsa_ops(n_tok, n_embd, causal=False) -> dict:
 
     K*V: n_tok*n_embd ANDs; the sum over tokens: n_tok*n_embd additions (a cumulative sum
     does the same number); Q*SN(.): n_tok*n_embd masks. No multiplication, no exp.
+    Counted for binary spikes: with integer spikes (spike_levels D > 1) K*V and Q*SN(.) are
+    products of counts 0..D, which spike_lib.core.energy charges by their mean value.
     """
     n = n_tok * n_embd
     return {"and": n, "add": n, "mask": n, "mul": 0, "exp": 0}

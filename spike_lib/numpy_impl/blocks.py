@@ -8,6 +8,7 @@ Taught in: notebooks/05_spikellm_forward.ipynb
 import numpy as np
 
 from spike_lib.core import plugins
+from spike_lib.core.neurons import fire, fire_grad, fired
 from spike_lib.core.surrogate import get_surrogate
 from spike_lib.numpy_impl.attention import SDSA, SoftmaxAttention
 from spike_lib.numpy_impl.layers import GELU, Dropout, LayerNorm, Linear
@@ -18,7 +19,8 @@ from spike_lib.numpy_impl.neurons import LIF
 class ClampLIF(LIF):
     """LIF whose membrane is clipped before it fires: u[t] = clip(beta v[t-1] + x[t], -c, c).
 
-    s[t] = H(u[t] - threshold), v[t] = u[t] - threshold s[t] (or u[t](1 - s[t]) for "zero").
+    s[t] = sum_{k=1..D} H(u[t] - k threshold) (H(u[t] - threshold) for D = levels = 1),
+    v[t] = u[t] - threshold s[t] (or u[t](1 - min(s[t], 1)) for "zero").
     The clip bounds runaway (mostly negative) membranes; its gradient is 1 inside [-c, c] and 0
     outside, so BPTT is LIF's with du masked where the clip was active.
     """
@@ -30,7 +32,7 @@ class ClampLIF(LIF):
         self.mem_clamp = float(mem_clamp)
 
     def forward(self, x):
-        sg, th, c = self.surrogate, self.threshold, self.mem_clamp
+        sg, th, c, d = self.surrogate, self.threshold, self.mem_clamp, self.levels
         mem = np.empty_like(x)
         spk = np.empty_like(x)
         inside = np.empty(x.shape, bool)
@@ -39,8 +41,8 @@ class ClampLIF(LIF):
             u = self.beta * v + x[t]
             inside[t] = np.abs(u) <= c
             u = np.clip(u, -c, c)
-            s = sg.smooth(u - th) if self.smooth else sg.forward(u - th)
-            v = u - th * s if self.reset == "subtract" else u * (1.0 - s)
+            s = fire(u, th, d, sg, self.smooth)
+            v = u - th * s if self.reset == "subtract" else u * (1.0 - fired(s, d))
             mem[t], spk[t] = u, s
         self.cache = (mem, spk, inside)
         self.last_spk = spk
@@ -48,7 +50,7 @@ class ClampLIF(LIF):
 
     def backward(self, dspk):
         mem, spk, inside = self.cache
-        th, sg = self.threshold, self.surrogate
+        th, sg, d = self.threshold, self.surrogate, self.levels
         dx = np.empty_like(mem)
         dv = np.zeros_like(mem[0])
         for t in reversed(range(mem.shape[0])):
@@ -56,8 +58,10 @@ class ClampLIF(LIF):
             if self.reset == "subtract":
                 du, ds = dv, dspk[t] - (0.0 if self.detach_reset else th * dv)
             else:
-                du, ds = dv * (1.0 - s), dspk[t] - (0.0 if self.detach_reset else u * dv)
-            du = (du + ds * sg.grad(u - th)) * inside[t]  # through s = H(u - th), then the clip
+                dr = 1.0 if d == 1 else (s <= 1.0)  # d min(s, 1) / ds
+                du = dv * (1.0 - fired(s, d))
+                ds = dspk[t] - (0.0 if self.detach_reset else u * dv * dr)
+            du = (du + ds * fire_grad(u, th, d, sg)) * inside[t]  # through s, then the clip
             dx[t] = du
             dv = self.beta * du
         return dx
@@ -86,15 +90,15 @@ class SmoothGate(Module):
 def make_neuron(cfg, kind):
     """The neuron of type kind ("in", "qkv", "attn", "hidden") for this config.
 
-    Spiking: LIF (ClampLIF when cfg.mem_clamp) with the type's threshold. Non-spiking twin:
-    GELU, except the attention neuron SN which becomes a SmoothGate.
+    Spiking: LIF (ClampLIF when cfg.mem_clamp) with the type's threshold and cfg.spike_levels.
+    Non-spiking twin: GELU, except the attention neuron SN which becomes a SmoothGate.
     """
     th = cfg.thresholds()[kind]
     if not cfg.spiking:
         return SmoothGate(th, cfg.surrogate, cfg.surrogate_scale) if kind == "attn" else GELU()
     if cfg.neuron != "lif":  # a plug-in (spike_lib.core.plugins), built with the same LIF arguments
         return plugins.build_neuron(cfg, kind, "numpy")
-    lif = cfg.lif_kwargs(kind)
+    lif = {**cfg.lif_kwargs(kind), "levels": cfg.spike_levels}
     return LIF(**lif) if cfg.mem_clamp is None else ClampLIF(cfg.mem_clamp, **lif)
 
 
@@ -107,7 +111,8 @@ def make_attention(cfg, rng):
     th = cfg.thresholds()
     attn = SDSA(cfg.n_embd, cfg.n_head, rng, causal=True, beta=cfg.beta, threshold=th["qkv"],
                 attn_threshold=th["attn"], reset=cfg.reset, surrogate=cfg.surrogate,
-                surrogate_scale=cfg.surrogate_scale, detach_reset=cfg.detach_reset)
+                surrogate_scale=cfg.surrogate_scale, detach_reset=cfg.detach_reset,
+                levels=cfg.spike_levels)
     if not cfg.spiking or cfg.mem_clamp is not None or cfg.neuron != "lif":
         # swap in the twin's, the clamped or the plug-in neurons
         for name in ("q_lif", "k_lif", "v_lif"):
@@ -122,8 +127,9 @@ class Block(Module):
         x = x + Attn(SN_in(LN_1(x)))                   Attn = causal SDSA or softmax attention
         x = x + W_2 SN_hidden(W_1 SN_in(LN_2(x)))      the MLP
     x is the residual stream of membrane potentials, (T, B, L, D), real-valued: only the
-    branches see spikes, so no spike count ever exceeds 1. SN is a LIF carried over the T
-    timesteps (never over token positions); LayerNorm acts on each (t, b, l) row.
+    branches see spikes, so no spike count ever exceeds cfg.spike_levels (1: binary). SN is a
+    LIF carried over the T timesteps (never over token positions); LayerNorm acts on each
+    (t, b, l) row.
     """
 
     def __init__(self, cfg, rng):

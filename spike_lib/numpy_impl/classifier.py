@@ -15,11 +15,12 @@ from spike_lib.numpy_impl.optim import AdamW, clip_grad_norm, cosine_lr
 
 
 def make_activation(cfg, kind="in"):
-    """A LIF layer with cfg.thresholds()[kind] when cfg.spiking, else GELU (the smooth twin)."""
+    """A LIF layer with cfg.thresholds()[kind] and cfg.spike_levels when cfg.spiking, else GELU
+    (the smooth twin)."""
     if not cfg.spiking:
         return GELU()
     return LIF(cfg.beta, cfg.thresholds()[kind], cfg.reset, cfg.surrogate, cfg.surrogate_scale,
-               cfg.detach_reset)
+               cfg.detach_reset, cfg.spike_levels)
 
 
 class Block(Module):
@@ -133,7 +134,8 @@ class SpikeClassifier(Module):
         """Per-layer firing rates of the last forward pass; empty for the non-spiking twin.
 
         Besides every LIF, "attn.kv" is the rate of K*V (K AND V) and "attn.out_in" the rate
-        of Q * SN(.), the spikes that enter the output projection.
+        of Q * SN(.), the spikes that enter the output projection. A rate is the mean spike
+        value: in [0, D] for integer spikes up to cfg.spike_levels = D, [0, D^2] for products.
         """
         rates = {}
         if not self.cfg.spiking:
@@ -157,7 +159,7 @@ class SpikeClassifier(Module):
         """
         cfg, rates = self.cfg, self.firing_rates()
         n_tok = int(self.mask.sum())
-        rep = EnergyReport(num_steps=self.num_steps)
+        rep = EnergyReport(num_steps=self.num_steps, spike_levels=cfg.spike_levels)
         d = cfg.n_embd
 
         def rate(name):

@@ -49,13 +49,16 @@ def embed(model, ids):
 
 # -- a few tokens at a time: spikes select weight rows -----------------------------------------
 def _fires(mod) -> bool:
-    """True if mod emits exact 0/1 spikes (a built-in LIF, not in smooth mode)."""
-    return isinstance(mod, LIF) and not mod.smooth
+    """True if mod emits exact 0/1 spikes (a built-in binary LIF, not in smooth mode): only then
+    may _linear gather weight rows; integer spikes (levels > 1) take the matmul."""
+    return isinstance(mod, LIF) and not mod.smooth and getattr(mod, "levels", 1) == 1
 
 
 def _lif(mod, x):
-    """mod(x) for a plain LIF without its bookkeeping (the same numbers); others: mod(x)."""
-    if type(mod) is not LIF or mod.smooth or mod.reset not in ("subtract", "zero"):
+    """mod(x) for a plain binary LIF without its bookkeeping (the same numbers); others,
+    integer-spike LIFs included: mod(x)."""
+    if (type(mod) is not LIF or mod.smooth or mod.reset not in ("subtract", "zero")
+            or mod.levels != 1):
         return mod(x)
     spk, v, th = np.empty_like(x), 0.0, mod.threshold
     for t in range(x.shape[0]):
@@ -244,7 +247,9 @@ def step(model, idx, state=None):
         return np.concatenate(parts, axis=1), state
     idx = model.check_idx(idx)
     pos, n, mods = state["pos"], idx.shape[1], model.modules
-    if n == 1:  # one sampled token: the fused path (spike_lib.numpy_impl.generate_fast)
+    # one sampled token: the fused path (spike_lib.numpy_impl.generate_fast), which gathers
+    # weight rows of 0/1 spikes; integer spikes (spike_levels > 1) take the general path below
+    if n == 1 and cfg.spike_levels == 1:
         from spike_lib.numpy_impl import generate_fast
 
         if "plan" not in state:

@@ -117,10 +117,13 @@ class SpikeLLM(Module):
 
     # -- statistics --------------------------------------------------------------------------
     def firing_rates(self) -> dict:
-        """Spikes per neuron per timestep of every LIF in the last forward pass ({} for the twin).
+        """Mean spike value per neuron per timestep of every LIF in the last forward pass ({}
+        for the twin): spikes per neuron per step for binary spikes, in [0, D] for integer
+        spikes up to cfg.spike_levels = D (a spike s counts s events).
 
         Besides the neurons, "<block>.attn.kv" is the rate of K AND V and "<block>.attn.out_in"
-        the rate of Q * SN(.), the spikes entering the output projection.
+        the rate of Q * SN(.), the spikes entering the output projection (products of two
+        spikes: in [0, D^2]).
         """
         rates = {}
         for name, mod in self.named_modules():
@@ -135,7 +138,8 @@ class SpikeLLM(Module):
     def energy_report(self, n_batch, n_tok) -> EnergyReport:
         """Op counts and 45 nm energy of the last forward pass over n_batch x n_tok tokens.
 
-        A Linear fed spikes pays one accumulate (0.9 pJ) per spike and weight; one fed real
+        A Linear fed spikes pays one accumulate (0.9 pJ) per spike and weight (s of them for
+        an integer spike s: the rates are mean spike values); one fed real
         values pays a MAC (4.6 pJ) per weight. SDSA's K*V sum counts one addition per K AND V
         spike; softmax attention pays 2 L^2 D MACs per sequence and step; the attentions of
         spike_lib.numpy_impl.context_attention report their core with
@@ -145,7 +149,7 @@ class SpikeLLM(Module):
         """
         cfg, rates = self.cfg, self.firing_rates()
         n, d = n_batch * n_tok, cfg.n_embd
-        rep = EnergyReport(num_steps=self.num_steps)
+        rep = EnergyReport(num_steps=self.num_steps, spike_levels=cfg.spike_levels)
 
         def rate(name):
             return rates.get(name) if cfg.spiking else None

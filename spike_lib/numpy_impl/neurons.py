@@ -5,7 +5,7 @@ Taught in: notebooks/01_lif_neurons.ipynb
 
 import numpy as np
 
-from spike_lib.core.neurons import check_lif_args, lif_backward, lif_forward
+from spike_lib.core.neurons import check_lif_args, fire_grad, lif_backward, lif_forward
 from spike_lib.core.surrogate import get_surrogate
 from spike_lib.numpy_impl.module import Module
 
@@ -13,37 +13,51 @@ from spike_lib.numpy_impl.module import Module
 class LIF(Module):
     """A layer of LIF neurons with no weights: spk = LIF(x) over the time axis of x (T, ...).
 
-    u[t] = beta v[t-1] + x[t];  s[t] = H(u[t] - threshold);  v[t] = u[t] - threshold s[t]
-    Backward: BPTT with the surrogate's pseudo-derivative (Neftci et al. 2019).
+    u[t] = beta v[t-1] + x[t];  s[t] = sum_{k=1..D} H(u[t] - k threshold);
+    v[t] = u[t] - threshold s[t]   (or u[t] (1 - min(s[t], 1)) with reset="zero")
+    levels = D = 1 is the binary LIF, s[t] = H(u[t] - threshold); D > 1 fires integer spikes
+    0..D (I-LIF, Luo et al. 2024, SpikeYOLO; SpikeLM, Xing et al. 2024).
+    Backward: BPTT with the surrogate's pseudo-derivative (Neftci et al. 2019), once per level.
     """
 
     def __init__(self, beta=0.9, threshold=1.0, reset="subtract", surrogate="arctan",
-                 surrogate_scale=None, detach_reset=True):
+                 surrogate_scale=None, detach_reset=True, levels=1):
         super().__init__()
-        check_lif_args(beta, threshold, reset)
+        check_lif_args(beta, threshold, reset, levels)
         self.beta, self.threshold, self.reset = beta, threshold, reset
         self.surrogate = get_surrogate(surrogate, surrogate_scale)
         self.detach_reset = detach_reset
+        self.levels = int(levels)
         self.last_spk = None  # kept for firing-rate statistics
 
     @classmethod
     def from_config(cls, cfg):
+        """From a Config (levels = cfg.spike_levels) or a LIFConfig (binary spikes)."""
         return cls(cfg.beta, cfg.threshold, cfg.reset, cfg.surrogate, cfg.surrogate_scale,
-                   cfg.detach_reset)
+                   cfg.detach_reset, getattr(cfg, "spike_levels", 1))
 
     def _fast(self, x) -> bool:
         """The common case (spikes, soft reset, detached) runs in place with fewer passes."""
         return (not self.smooth and self.reset == "subtract" and self.detach_reset
                 and x.dtype == np.float32)
 
+    def level_thresholds(self):
+        """(k threshold for k = 1..D) as lif_forward's u - k threshold rounds them for float32 u
+        (a Python float threshold becomes float32, a NumPy float64 one keeps float64)."""
+        dtype = np.result_type(np.float32, self.threshold)
+        return np.array([k * self.threshold for k in range(1, self.levels + 1)], dtype)
+
     def forward(self, x):
         if not self._fast(x):
             spk, mem = lif_forward(x, self.beta, self.threshold, self.reset, self.surrogate,
-                                   self.smooth)
+                                   self.smooth, self.levels)
         else:  # lif_forward's numbers: u = beta v + x, s = H(u - th) = [u > th], v = u - th s
             th = self.threshold
             mem, spk = np.empty(x.shape, np.float32), np.empty(x.shape, np.float32)
             v = np.empty(x.shape[1:], np.float32)
+            # D > 1: s = sum_k [u > k th] = how many of the sorted k th lie strictly below u,
+            # which searchsorted counts exactly (ties at k th included: u = k th is not above)
+            levels = self.level_thresholds() if self.levels > 1 else None
             for t in range(x.shape[0]):
                 u = mem[t]
                 if t:
@@ -51,7 +65,10 @@ class LIF(Module):
                     u += x[t]
                 else:
                     u[...] = x[0]
-                np.greater(u, th, out=spk[t])
+                if levels is None:
+                    np.greater(u, th, out=spk[t])
+                else:
+                    spk[t] = np.searchsorted(levels, u, side="left")
                 np.multiply(spk[t], th, out=v)
                 np.subtract(u, v, out=v)
         self.cache = (mem, spk)
@@ -62,14 +79,19 @@ class LIF(Module):
         mem, spk = self.cache
         if not self._fast(mem):
             return lif_backward(dspk, mem, spk, self.beta, self.threshold, self.reset,
-                                self.surrogate, self.detach_reset)
-        dx = np.empty(mem.shape, np.float32)  # du[t] = dspk[t] g(u[t] - th) + beta du[t+1]
+                                self.surrogate, self.detach_reset, self.levels)
+        dx = np.empty(mem.shape, np.float32)  # du[t] = dspk[t] sum_k g(u[t] - k th) + beta du[t+1]
         for t in reversed(range(mem.shape[0])):
-            np.multiply(dspk[t], self.surrogate.grad(mem[t] - self.threshold), out=dx[t])
+            if self.levels == 1:
+                np.multiply(dspk[t], self.surrogate.grad(mem[t] - self.threshold), out=dx[t])
+            else:
+                np.multiply(dspk[t], fire_grad(mem[t], self.threshold, self.levels,
+                                               self.surrogate), out=dx[t])
             if t + 1 < mem.shape[0]:
                 dx[t] += self.beta * dx[t + 1]
         return dx
 
     def firing_rate(self) -> float:
-        """Mean spikes per neuron per timestep in the last forward pass."""
+        """Mean spike value per neuron per timestep in the last forward pass: spikes per neuron
+        per step for binary spikes, in [0, D] for integer ones (a spike s counts s events)."""
         return float(self.last_spk.mean()) if self.last_spk is not None else float("nan")

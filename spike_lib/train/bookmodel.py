@@ -171,7 +171,8 @@ def pool_results(results) -> dict:
         raise ValueError("nothing to pool: pass at least one evaluate_book result")
     nats = sum(r["total_nats"] for r in results)
     tokens, chars = sum(r["tokens"] for r in results), sum(r["chars"] for r in results)
-    energy = EnergyReport(num_steps=results[0]["energy"].num_steps)
+    first = results[0]["energy"]
+    energy = EnergyReport(num_steps=first.num_steps, spike_levels=first.spike_levels)
     rows = {}
     for r in results:
         for row in r["energy"].rows:

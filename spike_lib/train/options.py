@@ -95,6 +95,18 @@ def make_config(opts, tokenizer) -> Config:
                                    **opts.get("set", {}))
 
 
+class SetField(argparse.Action):
+    """--FLAG VALUE as a shorthand of --set FIELD=VALUE (one more entry of args.set), so the value
+    is validated, saved in run.json and checked on --resume as every --set is."""
+
+    def __init__(self, option_strings, dest, field=None, **kwargs):
+        super().__init__(option_strings, "set", default=argparse.SUPPRESS, **kwargs)
+        self.field = field
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.set = [*(getattr(namespace, "set", None) or []), f"{self.field}={values}"]
+
+
 def add_arguments(parser) -> None:
     # defaults are None: a new run takes spike_lib.train.runs.DEFAULTS, a resumed one its saved value
     parser.add_argument("--out", required=True, help="run folder, e.g. runs/tiny-char")
@@ -115,6 +127,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--spiking", action=argparse.BooleanOptionalAction, default=None,
                         help="--no-spiking trains the non-spiking twin")
     parser.add_argument("--attention", help="sdsa (default), softmax or a registered plug-in")
+    parser.add_argument("--spike-levels", action=SetField, field="spike_levels", type=int,
+                        metavar="D", help="integer spikes 0..D, the count of thresholds crossed "
+                        "(I-LIF, Luo et al. 2024); 1: binary spikes (default). The same as "
+                        "--set spike_levels=D")
     parser.add_argument("--metadata", action="store_const", const=True, default=None,
                         help="prefix each chunk with its document's category (metadata conditioning)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",

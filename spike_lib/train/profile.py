@@ -131,7 +131,7 @@ def mlx_profile(cfg, batch, repeats=3, seed=0) -> dict:
 
     lin = t * cfg.n_layer * (4 * matmul(n_tok, d, d) + matmul(n_tok, d, f) + matmul(n_tok, f, d))
     lin += matmul(n_tok, d, cfg.vocab_size)
-    lif = LIF(beta=cfg.beta, threshold=cfg.threshold)
+    lif = LIF(beta=cfg.beta, threshold=cfg.threshold, levels=cfg.spike_levels)
     lifs = cfg.n_layer * (6 * fwd_bwd(lif, rand(*shape, d)) + fwd_bwd(lif, rand(*shape, f)))
     ln = LayerNorm(d)
     lns = 2 * cfg.n_layer * fwd_bwd(ln, rand(*shape, d)) + fwd_bwd(ln, rand(batch, cfg.block_size, d))

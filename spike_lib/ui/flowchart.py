@@ -20,7 +20,8 @@ STAGES = {
     "encoding": ("num_steps",),
     "block": ("attention", "n_head", "d_ff", "neuron", "spiking", "beta", "threshold",
               "attn_threshold", "reset", "surrogate", "surrogate_scale", "detach_reset",
-              "in_threshold", "qkv_threshold", "hidden_threshold", "mem_clamp", "dropout"),
+              "in_threshold", "qkv_threshold", "hidden_threshold", "mem_clamp", "dropout",
+              "spike_levels"),
     "readout": ("tie_weights",),
 }
 ORDER = "embedding, encoding (optional), block (one or more), readout"
