@@ -127,27 +127,65 @@ def test_attention_core_ops_kinds():
         attention_core_ops("nope", 1, 1, 1)
 
 
-# -- integer spikes (Config.spike_levels = D): a spike s is s accumulates -----------------------
-def test_integer_spikes_cost_one_accumulate_per_unit_of_spike_value():
-    # rate = mean spike VALUE: 1.5 means 1.5 additions of the weight per input and step
-    rep = EnergyReport(num_steps=2, spike_levels=3).add("fc", 1000, firing_rate=1.5)
-    assert math.isclose(rep.rows[0]["snn_pj"], 1000 * 2 * 1.5 * 0.9)  # 2,700 pJ
-    rep.add("kv_sum", 10, firing_rate=9.0)  # K V of two 3-level spikes reaches 3 x 3
-    with pytest.raises(ValueError, match=r"firing_rate=9.5 is invalid: allowed range is \[0.0, 9"):
-        rep.add("kv_sum", 10, firing_rate=9.5)
-    with pytest.raises(ValueError, match="firing_rate=1.5"):  # binary spikes: a rate <= 1
-        EnergyReport(num_steps=2).add("fc", 1000, firing_rate=1.5)
+# -- multi-level spikes (Config.spike_levels = D): a spike j/D is j accumulates ----------------
+def test_a_spike_of_value_j_over_d_costs_j_accumulates():
+    # D = 3: one input neuron fires 2/3 at each of T = 2 steps into 1000 weights: 2 events
+    # (weight W/3 added twice) per weight and step = 1000 x 2 x 2 x 0.9 = 3,600 pJ
+    rep = EnergyReport(num_steps=2, spike_levels=3).add("fc", 1000, firing_rate=2 / 3)
+    assert math.isclose(rep.rows[0]["snn_pj"], 1000 * 2 * 2 * 0.9)
+    assert rep.rows[0]["firing_rate"] == 2 / 3  # the rate stays the mean spike value
+    # K V of two 3-level spikes 2/3 and 1/3: value 2/9, 2 x 1 = 2 coincident events per add
+    rep.add("kv_sum", 10, firing_rate=2 / 9, spikes=2)
+    assert math.isclose(rep.rows[1]["snn_pj"], 10 * 2 * 2 * 0.9)
+    # adds of counts or weights (spikes=0) happen once each, whatever D
+    rep.add("score_sum", 10, firing_rate=1.0, spikes=0)
+    assert math.isclose(rep.rows[2]["snn_pj"], 10 * 2 * 1 * 0.9)
+    with pytest.raises(ValueError, match=r"firing_rate=1.5 is invalid: allowed range is \[0.0, 1"):
+        rep.add("fc", 10, firing_rate=1.5)  # a mean spike value never exceeds 1
     with pytest.raises(ValueError, match="spike_levels=0"):
         EnergyReport(num_steps=2, spike_levels=0)
-    out = energy.run(argparse.Namespace(flops=1e6, num_steps=4, rate=1.5, spike_levels=2))
+    # D = 1: binary spikes cost as before, 1 accumulate per spike
+    assert math.isclose(EnergyReport(num_steps=2).add("fc", 1000, 0.5).snn_pj, 1000 * 2 * 0.5 * 0.9)
+    # the CLI: rate 0.75 of 2-level spikes = 1.5 events per weight and step
+    out = energy.run(argparse.Namespace(flops=1e6, num_steps=4, rate=0.75, spike_levels=2))
     assert math.isclose(out["snn_pj"], 1e6 * 4 * 1.5 * 0.9)
 
 
-def test_attention_rates_of_integer_spikes_are_mean_values():
-    # L = 2, D = 1: K = (2, 1), V = (1, 3): K V = (2, 3), mean 2.5 accumulates per token
-    k = np.array([2.0, 1.0])[None, None, :, None]
-    v = np.array([1.0, 3.0])[None, None, :, None]
+def test_attention_rates_of_multi_level_spikes_are_mean_values_and_ops_count_events():
+    # L = 2, D = 2 levels: K = (1, 1/2), V = (1/2, 1): K V = (1/2, 1/2), mean 1/2 in value,
+    # i.e. 2 of 4 possible coincident events per token: 1 event (1 x 1) each
+    k = np.array([1.0, 0.5])[None, None, :, None]
+    v = np.array([0.5, 1.0])[None, None, :, None]
     rates = attention_rates("sdsa", 1, q=k, k=k, v=v)
-    assert rates["kv"] == 2.5 and rates["k"] == 1.5
-    # v_pairs: V[0] is read by 2 queries, V[1] by 1, over P = 3 pairs: (2 x 1 + 1 x 3) / 3
-    assert math.isclose(rates["v_pairs"], 5 / 3)
+    assert rates["kv"] == 0.5 and rates["k"] == 0.75
+    # v_pairs: V[0] is read by 2 queries, V[1] by 1, over P = 3 pairs: (2 x 1/2 + 1 x 1) / 3
+    assert math.isclose(rates["v_pairs"], 2 / 3)
+    # qk: Q[0] K[0] + Q[1] (K[0] + K[1]) = 1 + 0.5 x 1.5 = 1.75 over P = 3 pairs
+    assert math.isclose(rates["qk"], 1.75 / 3)
+    rows = {r["op"]: r for r in attention_core_ops("spike_matrix", 1, 2, 1, 1, rates)}
+    spikes = (rows["scores"]["spikes"], rows["mix"]["spikes"], rows["score_sum"]["spikes"])
+    assert spikes == (2, 1, 0)  # Q AND K: two spikes; V: one; adds of scores: none
+    rep = EnergyReport(num_steps=1, spike_levels=2).add_attention("a", list(rows.values()))
+    # scores: 3 pairs x 1.75/3 x 2^2 = 7 events (Q[0] K[0]: 2 x 2 = 4; Q[1] K[0]: 1 x 2 = 2,
+    # Q[1] K[1]: 1 x 1 = 1); mix: 3 x 2/3 x 2 = 4 events (V[0] = 1 event read twice, V[1] = 2
+    # events once); score_sum: 3 adds; divide: 2 MACs
+    by = {r["layer"]: r["snn_pj"] for r in rep.rows}
+    assert math.isclose(by["a.scores"], 7 * 0.9) and math.isclose(by["a.mix"], 4 * 0.9)
+    assert math.isclose(by["a.score_sum"], 3 * 0.9) and math.isclose(by["a.divide"], 2 * 4.6)
+
+
+def test_model_energy_charges_d_events_per_unit_of_spike_value():
+    from spike_lib.core.config import Config
+    from spike_lib.numpy_impl.model import SpikeLLM
+
+    cfg = Config.tiny(spike_levels=3)
+    model = SpikeLLM(cfg)
+    model(np.random.default_rng(0).integers(0, cfg.vocab_size, (2, 8)))
+    rates, rep = model.firing_rates(), model.energy_report(2, 8)
+    assert all(0.0 <= r <= 1.0 for r in rates.values())
+    rows = {r["layer"]: r for r in rep.rows}
+    fc1, kv = rows["blocks.0.fc1"], rows["blocks.0.attn.kv_sum"]
+    assert math.isclose(fc1["snn_pj"], fc1["flops"] * cfg.num_steps * 3 * rates["blocks.0.sn2"]
+                        * E_AC_PJ)
+    assert math.isclose(kv["snn_pj"], kv["flops"] * cfg.num_steps * 9 * rates["blocks.0.attn.kv"]
+                        * E_AC_PJ)

@@ -1,10 +1,13 @@
-"""MLX integer spikes (levels = D > 1): the NumPy spikes and membranes, and mx.grad equal to the
-hand-written BPTT with the surrogate summed over the D levels."""
+"""MLX multi-level spikes (levels = D > 1, values j/D in [0, 1]): the NumPy spikes and
+membranes, and mx.grad equal to the hand-written BPTT with the surrogate averaged over the D
+levels."""
 
 import numpy as np
 import pytest
 
 mx = pytest.importorskip("mlx.core")
+
+from test_neurons_levels import COUNT, COUNT_ZERO, MEM, MEM_ZERO, X
 
 from spike_lib.core.neurons import lif_backward
 from spike_lib.core.neurons import lif_forward as np_lif_forward
@@ -24,16 +27,18 @@ def _x(seed, shape=(8, 3, 5)):
     return np.random.default_rng(seed).normal(1.0, 1.5, shape).astype(np.float32)
 
 
-def test_integer_spikes_by_hand():
-    # tests/test_neurons_levels.py's neurons: u = 5.2 fires 3, u = 2.0 (on 2 threshold) fires 1
-    x = mx.array([[0.5, 5.2, 2.0], [1.2, 0.0, 0.0], [2.3, 0.0, 0.0], [3.0, 0.0, 0.0],
-                  [0.0, 0.0, 0.0]])
-    spk, mem = lif_forward(x, 0.5, 1.0, levels=3)
-    assert spk.tolist() == [[0, 3, 1], [1, 1, 0], [2, 0, 0], [3, 0, 0], [0, 0, 0]]
-    np.testing.assert_allclose(np.array(mem)[:, 1], [5.2, 1.1, 0.05, 0.025, 0.0125], atol=1e-6)
-    lif = LIF(0.5, 1.0, levels=3)
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_multi_level_spikes_by_hand(reset):
+    # tests/test_neurons_levels.py's neurons (threshold 1.5, D = 3, levels 0.5, 1, 1.5):
+    # u = 4.0 saturates at s = 1, u = 1.0 and 1.5 sit on a level and do not fire it
+    x = mx.array(X.astype(np.float32))
+    spk, mem = lif_forward(x, 0.5, 1.5, reset, levels=3)
+    count, want_mem = (COUNT, MEM) if reset == "subtract" else (COUNT_ZERO, MEM_ZERO)
+    np.testing.assert_array_equal(np.array(spk), (count / 3).astype(np.float32))
+    np.testing.assert_allclose(np.array(mem), want_mem, atol=1e-6)
+    lif = LIF(0.5, 1.5, reset, levels=3)
     lif(x)
-    assert lif.firing_rate() == pytest.approx(11 / 15)
+    assert lif.firing_rate() == pytest.approx(count.sum() / 60)  # 14/60: mean spike value
 
 
 @pytest.mark.parametrize("reset", RESETS)
@@ -47,7 +52,7 @@ def test_forward_matches_numpy(reset, smooth, detach):
         np.testing.assert_allclose(np.array(spk), ref_spk, rtol=1e-5, atol=1e-5)
     else:
         np.testing.assert_array_equal(np.array(spk), ref_spk)
-        assert set(np.unique(ref_spk)) == {0, 1, 2, 3}
+        np.testing.assert_array_equal(np.unique(ref_spk), np.arange(4, dtype=np.float32) / 3)
     np.testing.assert_allclose(np.array(mem), ref_mem, rtol=1e-5, atol=1e-5)
 
 
@@ -84,9 +89,10 @@ def test_autodiff_matches_bptt_in_smooth_mode(reset, detach):
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 def test_fused_lif_equals_the_autodiff_loop_for_three_levels(reset):
     """The one-custom-function LIF (hand-written BPTT) against autodiff through a per-timestep
-    loop of one spike_fn per level, for a loss that reads both spk and mem."""
+    loop of one spike_fn per level (level thresholds (k / 3) 0.7), for a loss that reads both
+    spk and mem."""
     rng = np.random.default_rng(5)
-    x = mx.array(_x(6, (6, 3, 5)))
+    x = mx.array(_x(6, (6, 3, 5)) * 0.4)  # membranes around the levels, every one seen
     a, b = (mx.array(rng.standard_normal((6, 3, 5)).astype(np.float32)) for _ in range(2))
     spike = spike_fn("arctan")
 
@@ -94,9 +100,9 @@ def test_fused_lif_equals_the_autodiff_loop_for_three_levels(reset):
         v, spks, mems = mx.zeros(x.shape[1:]), [], []
         for t in range(x.shape[0]):
             u = 0.8 * v + x[t]
-            s = spike(u - 0.7) + spike(u - 2 * 0.7) + spike(u - 3 * 0.7)
+            s = (spike(u - (1 / 3) * 0.7) + spike(u - (2 / 3) * 0.7) + spike(u - 0.7)) / 3
             r = mx.stop_gradient(s)
-            v = u - 0.7 * r if reset == "subtract" else u * (1.0 - mx.minimum(r, 1.0))
+            v = u - 0.7 * r if reset == "subtract" else u * (1.0 - (r > 0))
             spks.append(s)
             mems.append(u)
         return mx.stack(spks), mx.stack(mems)
@@ -107,7 +113,9 @@ def test_fused_lif_equals_the_autodiff_loop_for_three_levels(reset):
     fused = lambda x: lif_forward(x, 0.8, 0.7, reset, "arctan", levels=3)
     for got, want in zip(fused(x), loop(x)):
         np.testing.assert_array_equal(np.array(got), np.array(want))
-    assert float(loop(x)[0].max()) == 3.0
+    assert float(loop(x)[0].max()) == 1.0
+    np.testing.assert_array_equal(np.unique(np.array(loop(x)[0])),
+                                  np.arange(4, dtype=np.float32) / 3)
     np.testing.assert_allclose(np.array(mx.grad(loss(fused))(x)),
                                np.array(mx.grad(loss(loop))(x)), rtol=1e-6, atol=1e-6)
 
@@ -120,7 +128,8 @@ def test_clamp_lif_matches_numpy(reset):
     want = ref(x)
     lif = ClampLIF(1.8, **kw)
     np.testing.assert_array_equal(np.array(lif(mx.array(x))), want)
-    assert want.max() == 2.0  # the clamp at 1.8 leaves two levels of 0.7
+    # levels 0.7 / 3, 1.4 / 3, 0.7; the clamp at 1.8 is above them all: s = 1 at most
+    np.testing.assert_array_equal(np.unique(want), np.arange(4, dtype=np.float32) / 3)
     dout = np.random.default_rng(8).standard_normal(x.shape).astype(np.float32)
     grad = mx.grad(lambda xm: (lif(xm) * mx.array(dout)).sum())(mx.array(x))
     assert normwise_rel_error(np.array(grad), ref.backward(dout)) <= GRAD_TOL

@@ -268,3 +268,23 @@ def test_config_fields_and_presets_added_for_the_model():
     with pytest.raises(ValueError, match="hidden_threshold=-1"):
         Config.tiny(hidden_threshold=-1.0)
     assert Config.from_dict(Config.small(tie_weights=True).to_dict()).tie_weights is True
+
+
+# -- multi-level spikes keep the binary scale: the property spike_levels is normalised for -------
+def _grad_norm(levels):
+    cfg = Config.tiny(spike_levels=levels)
+    model = SpikeLLM(cfg, np.random.default_rng(0))  # the same seed: the same weights
+    rng = np.random.default_rng(1)
+    idx, tgt = (rng.integers(0, cfg.vocab_size, (4, cfg.block_size)) for _ in range(2))
+    _, dl = cross_entropy(model(idx), tgt)
+    model.zero_grad()
+    model.backward(dl)
+    return float(np.sqrt(sum(np.sum(np.square(g)) for _, _, g in model.named_parameters())))
+
+
+def test_four_level_spikes_have_the_gradient_norm_of_binary_spikes_at_init():
+    # spikes j/4 in [0, 1] and a surrogate averaged over the 4 levels: the same size of
+    # activations and gradients as binary spikes (integer spikes 0..4 grew the norm ~200-fold
+    # in 500 training steps)
+    binary, four = _grad_norm(1), _grad_norm(4)
+    assert 0.5 < four / binary < 2.0, f"grad norm: spike_levels=4 {four:.4g}, binary {binary:.4g}"

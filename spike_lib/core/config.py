@@ -36,10 +36,10 @@ def check_range(field, value, low=None, high=None, low_open=False, kind=(int, fl
 
 
 def check_spike_levels(levels, field="spike_levels"):
-    """ValueError unless levels is an int >= 1 (D, the largest value of an integer spike)."""
+    """ValueError unless levels is an int >= 1 (D: spikes take the D + 1 values 0, 1/D, ..., 1)."""
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
-        raise ValueError(f"{field}={levels!r} is invalid: it must be an integer >= 1 (the "
-                         "largest spike value D; 1 = binary spikes), e.g. spike_levels=2")
+        raise ValueError(f"{field}={levels!r} is invalid: it must be an integer >= 1 (D, the "
+                         "spike values 0, 1/D, ..., 1; 1 = binary spikes), e.g. spike_levels=2")
 
 
 def check_choice(field, value, choices):
@@ -135,9 +135,10 @@ class Config:
     mem_clamp: float | None = None  # clip every LIF membrane to [-mem_clamp, mem_clamp]; None: off
     tie_weights: bool = False  # True: the readout reuses the token embedding matrix (W_out = E^T)
     neuron: str = "lif"  # the spiking neuron: "lif" or a plug-in (spike_lib.train.registry)
-    # D, the largest spike value: a LIF fires the count of thresholds its membrane crossed,
-    # 0..D (integer spikes, I-LIF of SpikeYOLO, Luo et al. 2024); 1: binary spikes. The
-    # non-spiking twin (spiking=False) has no neurons and ignores it
+    # D, the spike levels: a LIF fires (count of the level thresholds k threshold / D its
+    # membrane crossed) / D, D + 1 values in [0, 1] (I-LIF of SpikeYOLO, Luo et al. 2024,
+    # normalised to the binary range); 1: binary spikes. The non-spiking twin (spiking=False)
+    # has no neurons and ignores it
     spike_levels: int = 1
 
     def __post_init__(self):

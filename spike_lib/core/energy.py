@@ -5,11 +5,15 @@ inputs are binary spikes only *adds* a weight where a spike arrived (an accumula
     E_ANN = FLOPs x E_MAC                    E_MAC = 4.6 pJ (32-bit float mult 3.7 + add 0.9)
     E_SNN = FLOPs x T x rate x E_AC          E_AC  = 0.9 pJ (32-bit float add)
 FLOPs counts MACs of the layer for one timestep, T = num_steps, rate = the mean spike VALUE
-per input neuron per timestep. For binary spikes that is spikes per neuron per step, in
-[0, 1]. An integer spike s in 0..D (Config.spike_levels = D > 1: I-LIF, Luo et al. 2024;
-SpikeLM, Xing et al. 2024) adds its weight s times, or is s binary events on neuromorphic
-hardware, so it costs s accumulates and the rate lies in [0, D] (a product of two spikes,
-K V or Q SN(.), in [0, D^2]). Figures: Horowitz, "Computing's energy problem" (ISSCC 2014), used by
+per input neuron per timestep, in [0, 1]: for binary spikes, spikes per neuron per step.
+Multi-level spikes (Config.spike_levels = D > 1; core.neurons) take the values j/D: a spike
+j/D is j binary events of weight W/D on neuromorphic hardware (1/D folded into the weights),
+so it costs j = D s accumulates, and a layer pays D x rate per weight:
+    E_SNN = FLOPs x T x D x rate x E_AC
+A product of two spikes (K V, Q SN(.), the coincidences Q K^T) has values (i/D)(j/D): i j
+coincident events, so D^2 x its mean (the `spikes` argument of EnergyReport.add: how many
+spikes the input is a product of; 0 for adds of counts or weights, which happen anyway).
+Figures: Horowitz, "Computing's energy problem" (ISSCC 2014), used by
 Spike-driven Transformer (Yao et al. 2023) and SpikeGPT (Zhu et al. 2023). They count
 arithmetic only, not memory traffic, and hold for dedicated neuromorphic hardware, not a CPU.
 Taught in: notebooks/02_sdsa_colors.ipynb
@@ -37,13 +41,16 @@ def ann_energy_pj(flops) -> float:
     return flops * E_MAC_PJ
 
 
-def snn_energy_pj(flops, num_steps, firing_rate, max_rate=1.0) -> float:
-    """flops x T x rate x E_AC: rate is the mean spike value, at most max_rate (1 for binary
-    spikes, D for D-level spikes, D^2 for a product of two)."""
+def snn_energy_pj(flops, num_steps, firing_rate, spike_levels=1, spikes=1) -> float:
+    """flops x T x D^spikes x rate x E_AC: rate is the mean spike value in [0, 1], D^spikes the
+    events per unit of value (D = spike_levels; spikes = 1 for a spike, 2 for a product of two,
+    0 for operations that are not spike-driven)."""
     check_range("flops", flops, 0)
     check_range("num_steps", num_steps, 1, kind=int)
-    check_range("firing_rate", firing_rate, 0.0, max_rate)
-    return flops * num_steps * firing_rate * E_AC_PJ
+    check_range("firing_rate", firing_rate, 0.0, 1.0)
+    check_range("spike_levels", spike_levels, 1, kind=int)
+    check_range("spikes", spikes, 0, 2, kind=int)
+    return flops * num_steps * spike_levels**spikes * firing_rate * E_AC_PJ
 
 
 @dataclass
@@ -51,8 +58,8 @@ class EnergyReport:
     """Per-layer op counts and energies. Add layers with .add(); read .ann_pj, .snn_pj.
 
     uncosted: {name: count} of operations the 45 nm table has no figure for (exps).
-    spike_levels: D, the largest spike value; a rate (mean spike value) may reach D^2, the
-    largest product of two spikes (K V, Q SN(.)); 1: binary spikes, rates in [0, 1].
+    spike_levels: D, the spikes' levels j/D; a rate is a mean spike value in [0, 1] either
+    way, and a row pays D (D^2 for a product of two spikes) accumulates per unit of it.
     """
 
     num_steps: int
@@ -63,17 +70,19 @@ class EnergyReport:
     def __post_init__(self):
         check_range("spike_levels", self.spike_levels, 1, kind=int)
 
-    def add(self, name, flops, firing_rate=None, ann_flops=None):
+    def add(self, name, flops, firing_rate=None, ann_flops=None, spikes=1):
         """firing_rate=None: the layer's input is real-valued, so it pays MACs even in an SNN.
 
         ann_flops: the MACs the ANN does instead, where it computes the layer otherwise
         (default flops; token shift: an ANN mixes x, the SNN runs a second spike product).
+        spikes: the input is one spike (1), a product of two (2: K V, Q SN(.)) or adds that are
+        not spike-driven (0): each unit of mean value is spike_levels**spikes events.
         """
         snn = (ann_energy_pj(flops) * self.num_steps if firing_rate is None
-               else snn_energy_pj(flops, self.num_steps, firing_rate, self.spike_levels**2))
+               else snn_energy_pj(flops, self.num_steps, firing_rate, self.spike_levels, spikes))
         ann = ann_energy_pj(flops if ann_flops is None else ann_flops)
         self.rows.append({"layer": name, "flops": flops, "firing_rate": firing_rate,
-                          "ann_pj": ann, "snn_pj": snn})
+                          "spikes": spikes, "ann_pj": ann, "snn_pj": snn})
         return self
 
     def add_attention(self, prefix, rows, spiking=True):
@@ -86,7 +95,7 @@ class EnergyReport:
                 self.uncosted[name] = self.uncosted.get(name, 0) + r["ops"] * self.num_steps
             else:
                 self.add(name, r["ops"], r["rate"] if spiking and r["kind"] == "ac" else None,
-                         r.get("ann_ops"))
+                         r.get("ann_ops"), r.get("spikes", 1))
         return self
 
     @property
@@ -117,10 +126,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--flops", type=float, required=True, help="MACs per timestep")
     parser.add_argument("--num-steps", type=int, default=4, help="timesteps T")
     parser.add_argument("--rate", type=float, required=True,
-                        help="mean input spike value per neuron and step: in [0, 1] for binary "
-                        "spikes, [0, D] for integer spikes up to --spike-levels D")
+                        help="mean input spike value per neuron and step, in [0, 1]")
     parser.add_argument("--spike-levels", type=int, default=1,
-                        help="D, the largest spike value (1: binary spikes)")
+                        help="D: spikes take the values j/D, a spike j/D costs j accumulates "
+                        "(1: binary spikes)")
 
 
 def run(args) -> dict:
@@ -178,6 +187,11 @@ ATTENTION_CORES = {"sdsa": ("sdsa", False), "softmax": ("softmax", False),
                    "softmax_shift": ("softmax", True)}
 
 
+# how many spikes each rate of attention_rates is a product of: a unit of mean value is D or
+# D^2 events with spike_levels D
+PRODUCTS = {"kv": 2, "qk": 2, "kv_outer": 2, "q": 1, "k": 1, "v_pairs": 1, "prev": 1}
+
+
 def _core(name):
     if name not in ATTENTION_CORES:
         raise ValueError(f"attention={name!r} has no energy accounting: choose one of "
@@ -188,9 +202,11 @@ def _core(name):
 def attention_core_ops(name, n_batch, n_tok, n_embd, n_head=1, rates=None) -> list:
     """The arithmetic of one attention core for one timestep, as rows (causal, as the models).
 
-    Each row is {"op", "kind", "ops", "rate"}: kind "ac" is an addition, done only where a
-    spike arrived (ops x rate happen, rate the mean spike value: an integer spike s triggers s
-    additions; rate 1.0: adds of counts or weights);
+    Each row is {"op", "kind", "ops", "rate", "spikes"}: kind "ac" is an addition, done only
+    where a spike arrived (ops x rate happen, rate the mean spike value in [0, 1]; "spikes" = 1
+    where one spike triggers it, 2 where a coincidence of two does (K AND V, Q AND K), so with
+    spike_levels D EnergyReport charges D x rate or D^2 x rate events; rate 1.0 and spikes 0:
+    adds of counts or weights, every one done);
     "mac" a real multiplication (with its add), rate None; "exp" an exponential (counted, not
     costed: the 45 nm table has none). With n = B L tokens, P = B L (L + 1) / 2 causal pairs,
     D = n_embd, H heads of d_h = D / H:
@@ -222,7 +238,7 @@ def attention_core_ops(name, n_batch, n_tok, n_embd, n_head=1, rates=None) -> li
 
     def ac(op, ops, key=None):
         return {"op": op, "kind": "ac", "ops": ops, "rate": 1.0 if key is None
-                else float(rates.get(key, 1.0))}
+                else float(rates.get(key, 1.0)), "spikes": 0 if key is None else PRODUCTS[key]}
 
     def mac(op, ops):
         return {"op": op, "kind": "mac", "ops": ops, "rate": None}
@@ -257,8 +273,9 @@ def attention_rates(name, n_head=1, x=None, q=None, k=None, v=None) -> dict:
 
     x: the attention's input spikes, q, k, v its Q, K, V spikes, NumPy arrays (T, B, L, D)
     (None where the attention has none, e.g. hybrid's real Q and K). Each rate is the share of
-    the counted operations that a spike triggers, from spike VALUES: an integer spike s (or a
-    product of two) counts s accumulates, so with spike_levels D the rates reach D (D^2):
+    the counted operations that a spike triggers, from spike VALUES in [0, 1]: a spike j/D (a
+    product (i/D)(j/D)) counts j/D (i j / D^2), so every rate stays in [0, 1] and
+    EnergyReport multiplies by D (D^2 for kv, qk, kv_outer: PRODUCTS) to count events:
         kv = mean(K V);  q, k = mean(Q), mean(K);  prev = mean(x[l-1]) over l (0 at l = 0)
         qk = sum_{l' <= l} Q[l] K[l'] / (T P D),   v_pairs = sum_l' (L - l') V[l'] / (T P D)
         kv_outer = sum over tokens and heads of |K_head| |V_head| / (T n H d_h^2)

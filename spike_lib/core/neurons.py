@@ -10,15 +10,19 @@ Charge, fire, reset at every timestep t (Spike-driven Transformer, Yao et al. 20
 u[t+1] = beta u[t] + x[t+1] - threshold s[t]: reset="subtract_after_leak" (neurons only; the
 models' Config uses "subtract" or "zero"). The leak of an RC membrane with time constant tau
 sampled every dt is beta = exp(-dt / tau) (beta_from_tau).
-Integer ("multi-level") spikes, levels = D >= 1: the spike is the number of thresholds crossed,
-    s[t] = sum_{k=1..D} H(u[t] - k threshold)        in {0, 1, ..., D}
-    v[t] = u[t] - threshold * s[t]                   "subtract": every level costs a threshold
-    v[t] = u[t] * (1 - min(s[t], 1))                 "zero": any spike empties the membrane
-    ds/du := sum_{k=1..D} g(u[t] - k threshold)      the surrogate, once per level
-D = 1 is the binary LIF above, number for number. An integer spike s still drives only
-accumulates: a weight added s times, or s binary events on neuromorphic hardware (I-LIF of
-SpikeYOLO, Luo et al. 2024, "Integer-valued training and spike-driven inference"; SpikeLM,
-Xing et al. 2024, spikes with more than one bit of information).
+Multi-level spikes, levels = D >= 1: D + 1 values in [0, 1], the membrane range [0, threshold]
+quantised in D steps (level thresholds threshold/D, 2 threshold/D, ..., threshold):
+    s[t] = (1/D) sum_{k=1..D} H(u[t] - k threshold / D)     in {0, 1/D, 2/D, ..., 1}
+    v[t] = u[t] - threshold * s[t]                          "subtract": the formula above
+    v[t] = u[t] * (1 - min(D s[t], 1))                      "zero": any spike empties
+    ds/du := (1/D) sum_{k=1..D} g(u[t] - k threshold / D)   the surrogate, averaged over levels
+D = 1 is the binary LIF above, number for number. The spike keeps the range [0, 1] of a binary
+spike, so the next layer sees inputs of the same size and the surrogate's slope stays that of
+one step (the integer spikes 0..D of I-LIF, SpikeYOLO, Luo et al. 2024, "Integer-valued
+training and spike-driven inference", are our D s: D times larger inputs and gradients; we
+normalise, as SpikeLM's elastic spikes carry a scale, Xing et al. 2024). A spike j/D still
+drives only accumulates: j binary events of weight W/D on neuromorphic hardware (fold 1/D into
+the next layer's weights).
 The state v is carried over timesteps only: every other axis is an independent neuron.
 The layer classes live in the backends: spike_lib.numpy_impl.neurons.LIF and
 spike_lib.mlx_impl.neurons.LIF.
@@ -43,36 +47,57 @@ def check_lif_args(beta, threshold, reset, levels=1):
     check_spike_levels(levels, "levels")
 
 
-def fire(u, threshold, levels=1, surrogate="arctan", smooth=False):
-    """The spike of membrane u: sum_{k=1..D} H(u - k threshold), an integer in 0..D.
+def level_thresholds(threshold, levels=1) -> list:
+    """[(k / D) threshold for k = 1..D]: the top level is threshold exactly (k / D = 1.0).
 
-    smooth=True: sum_k G(u - k threshold), G the surrogate's antiderivative. levels=1 is
-    H(u - threshold) (G(u - threshold)) exactly.
+    fire, fire_grad and the backends' fast paths all compare u with these same numbers, so a
+    membrane exactly on a level does not fire it anywhere (H(0) = 0)."""
+    return [(k / levels) * threshold for k in range(1, levels + 1)]
+
+
+def fire(u, threshold, levels=1, surrogate="arctan", smooth=False):
+    """The spike of membrane u: (1/D) sum_{k=1..D} H(u - k threshold / D), in {0, 1/D, ..., 1}.
+
+    smooth=True: (1/D) sum_k G(u - k threshold / D), G the surrogate's antiderivative. levels=1
+    is H(u - threshold) (G(u - threshold)) exactly. The sum of steps (an integer count, exact in
+    floating point) is divided by D once: s = count / D, correctly rounded.
     """
     sg = get_surrogate(surrogate)
     step = sg.smooth if smooth else sg.forward
-    s = step(u - threshold)
-    for k in range(2, levels + 1):
-        s = s + step(u - k * threshold)
-    return s
+    if levels == 1:
+        return step(u - threshold)
+    ths = level_thresholds(threshold, levels)
+    s = step(u - ths[0])
+    for th in ths[1:]:
+        s = s + step(u - th)
+    return s / levels
 
 
 def fire_grad(u, threshold, levels=1, surrogate="arctan", xp=np):
-    """ds/du := sum_{k=1..D} g(u - k threshold), the surrogate derivative of fire."""
+    """ds/du := (1/D) sum_{k=1..D} g(u - k threshold / D), the surrogate derivative of fire."""
     sg = get_surrogate(surrogate)
-    g = sg.grad(u - threshold, xp=xp)
-    for k in range(2, levels + 1):
-        g = g + sg.grad(u - k * threshold, xp=xp)
-    return g
+    if levels == 1:
+        return sg.grad(u - threshold, xp=xp)
+    ths = level_thresholds(threshold, levels)
+    g = sg.grad(u - ths[0], xp=xp)
+    for th in ths[1:]:
+        g = g + sg.grad(u - th, xp=xp)
+    return g / levels
 
 
 def fired(s, levels=1, xp=np):
-    """min(s, 1), the factor of the "zero" reset v = u (1 - min(s, 1)); s itself when D = 1.
+    """min(D s, 1), the factor of the "zero" reset v = u (1 - min(D s, 1)); s itself when D = 1.
 
-    Written as where(s <= 1, s, 1) so that autodiff passes the gradient where s <= 1 (at s = 1
-    too, as the D = 1 reset v = u (1 - s) does) and cuts it where the spike saturates.
+    Written as where(s < 1/D, D s, 1): a spike s >= 1/D gives exactly 1 (D * fl(1/D) need not
+    round to 1), s = 0 gives 0. In smooth mode autodiff passes the gradient D where s < 1/D and
+    cuts it where the factor saturates (fired_grad, the hand-written backward's copy).
     """
-    return s if levels == 1 else xp.where(s <= 1.0, s, 1.0)
+    return s if levels == 1 else xp.where(s < 1.0 / levels, levels * s, 1.0)
+
+
+def fired_grad(s, levels=1, xp=np):
+    """d fired / ds: 1 for D = 1 (the binary reset u (1 - s)), else D where s < 1/D, 0 beyond."""
+    return 1.0 if levels == 1 else xp.where(s < 1.0 / levels, float(levels), 0.0)
 
 
 def beta_from_tau(tau, dt=1.0):
@@ -91,8 +116,8 @@ def lif_forward(x, beta=0.9, threshold=1.0, reset="subtract", surrogate="arctan"
     """Run LIF over the leading time axis of x (T, ...). Returns spk and mem, both (T, ...).
 
     smooth=True replaces H by the surrogate's antiderivative, so the layer is differentiable
-    and finite differences can check its backward. levels = D: integer spikes 0..D (see the
-    module docstring); 1 = binary.
+    and finite differences can check its backward. levels = D: spikes of D + 1 levels in
+    [0, 1] (see the module docstring); 1 = binary.
     """
     check_lif_args(beta, threshold, reset, levels)
     x = np.asarray(x)
@@ -107,7 +132,7 @@ def lif_forward(x, beta=0.9, threshold=1.0, reset="subtract", surrogate="arctan"
         u = beta * v + x[t]  # charge
         if reset == "subtract_after_leak":
             u = u - threshold * s  # the previous spike's reset, after the leak (snnTorch)
-        s = fire(u, threshold, levels, sg, smooth)  # fire: sum_k H(u - k threshold)
+        s = fire(u, threshold, levels, sg, smooth)  # fire: (1/D) sum_k H(u - k threshold / D)
         if reset == "subtract":  # reset
             v = u - threshold * s
         else:  # "zero", or "subtract_after_leak" (whose reset comes at the next step)
@@ -124,8 +149,8 @@ def lif_backward(dspk, mem, spk, beta=0.9, threshold=1.0, reset="subtract", surr
     detach_reset=True treats s[t] in the reset line as a constant (no gradient through it).
     reset="subtract_after_leak": u[t+1] = beta u[t] + x[t+1] - threshold s[t], so s[t] gets
     -threshold dL/du[t+1] (undetached) where "subtract" gets -threshold dL/dv[t].
-    levels = D: ds/du = sum_{k=1..D} g(u - k threshold); the "zero" reset's min(s, 1) passes
-    the gradient to s where s <= 1.
+    levels = D: ds/du = (1/D) sum_{k=1..D} g(u - k threshold / D); the "zero" reset's
+    min(D s, 1) passes the gradient D to s where s < 1/D (fired_grad).
     """
     check_lif_args(beta, threshold, reset, levels)
     sg = get_surrogate(surrogate)
@@ -138,11 +163,11 @@ def lif_backward(dspk, mem, spk, beta=0.9, threshold=1.0, reset="subtract", surr
             du, ds = dv, dspk[t] - (0.0 if detach_reset else threshold * dv)
         elif reset == "subtract_after_leak":  # v = u; u[t+1] = beta v + x - threshold * s
             du, ds = dv, dspk[t] - (0.0 if detach_reset else threshold * du_next)
-        else:  # v = u * (1 - min(s, 1))
+        else:  # v = u * (1 - min(D s, 1))
             r = fired(s, levels)
-            dr = 1.0 if levels == 1 else (s <= 1.0)  # d min(s, 1) / ds
+            dr = fired_grad(s, levels)  # d min(D s, 1) / ds
             du, ds = dv * (1.0 - r), dspk[t] - (0.0 if detach_reset else u * dv * dr)
-        du = du + ds * fire_grad(u, threshold, levels, sg)  # through s = sum_k H(u - k th)
+        du = du + ds * fire_grad(u, threshold, levels, sg)  # through s = (1/D) sum_k H(.)
         dx[t] = du
         dv, du_next = beta * du, du  # through u = beta * v[t-1] + x
     return dx

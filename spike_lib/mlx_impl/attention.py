@@ -48,7 +48,7 @@ class SDSA(nn.Module):
 
         Q, K, V = LIF(x W_Q), LIF(x W_K), LIF(x W_V)          spikes (T, B, L, D)
         SDSA(x) = (Q * SN(sum_l K[l] * V[l])) W_O              * = Hadamard product
-    Spikes are binary (levels=1) or integers 0..D (levels=D), as in the NumPy SDSA.
+    Spikes are binary (levels=1) or D + 1 levels j/D in [0, 1] (levels=D), as in the NumPy SDSA.
     With causal=True the sum over tokens is a cumulative sum over positions l' <= l. The
     sub-modules (q_proj, q_lif, ..., attn_lif, out_proj) are named as in the NumPy SDSA.
     """
@@ -82,7 +82,7 @@ class SDSA(nn.Module):
         v = self.v_lif(self.v_proj(x))
         # every SDSA-1 operation acts channel by channel, so splitting heads (as NumPy does for
         # bookkeeping) changes no number: skipping it saves four transposed copies
-        kv = k * v  # AND of two spike trains (a product of counts for integer spikes)
+        kv = k * v  # AND of two spike trains (a product of values j/D for D-level spikes)
         if mask is not None:
             kv = kv * _key_mask(mask, x.shape[2])[:, 0]  # (B, L, 1): padding tokens add nothing
         s = mx.cumsum(kv, axis=-2) if self.causal else kv.sum(axis=-2, keepdims=True)

@@ -19,8 +19,8 @@ from spike_lib.mlx_impl.neurons import LIF, fire
 class ClampLIF(LIF):
     """LIF whose membrane is clipped before it fires: u[t] = clip(beta v[t-1] + x[t], -c, c).
 
-    s[t] = sum_{k=1..D} H(u[t] - k threshold) (H(u[t] - threshold) for D = levels = 1),
-    v[t] = u[t] - threshold s[t] (or u[t](1 - min(s[t], 1)) for "zero").
+    s[t] = (1/D) sum_{k=1..D} H(u[t] - k threshold / D) (H(u[t] - threshold) for D = levels = 1),
+    v[t] = u[t] - threshold s[t] (or u[t](1 - min(D s[t], 1)) for "zero").
     The clip's gradient is 1 inside [-c, c] (boundary included) and 0 outside.
     """
 
@@ -37,7 +37,7 @@ class ClampLIF(LIF):
         for t in range(x.shape[0]):
             u = self.beta * v + x[t]
             # the clip passes the gradient at |u| = c too, as the NumPy ClampLIF (mx.clip does not;
-            # integer sums of spikes land exactly on an integer clamp)
+            # sums of spikes can land exactly on the clamp)
             u = mx.where(mx.abs(u) <= c, u, mx.clip(u, -c, c))
             s = fire(u, th, d, sg, self.smooth)
             r = mx.stop_gradient(s) if self.detach_reset else s

@@ -38,8 +38,8 @@ def embed(model, ids):
 
 def _lif(mod, x):
     """mod(x) for a plain binary LIF, without the surrogate's custom function (inference only:
-    the same spikes, and mx.compile can fuse it); any other neuron, integer-spike LIFs
-    (levels > 1) included: mod(x)."""
+    the same spikes, and mx.compile can fuse it); any other neuron, multi-level LIFs
+    (levels > 1, spikes j/D) included: mod(x)."""
     if (type(mod) is not LIF or mod.smooth or mod.reset not in ("subtract", "zero")
             or mod.levels != 1):
         return mod(x)
@@ -216,7 +216,7 @@ def step(model, idx, state=None):
     pos, n = state["pos"], idx.shape[1]
     positions = mx.array(np.minimum(np.arange(pos, pos + n), cfg.block_size - 1))
     # one sampled token: the fused path (spike_lib.mlx_impl.generate_fast), written for 0/1
-    # spikes; integer spikes (spike_levels > 1) take the general path (_forward)
+    # spikes; spikes j/D (spike_levels > 1) take the general path (_forward)
     if n == 1 and pos > 0 and cfg.spike_levels == 1:
         from spike_lib.mlx_impl import generate_fast
 

@@ -153,7 +153,7 @@ class SpikeLLM(nn.Module):
     # -- statistics ---------------------------------------------------------------------------
     def firing_rates(self) -> dict:
         """Mean spike value per neuron per timestep of every LIF in the last (eager) forward pass
-        (in [0, D] for integer spikes up to cfg.spike_levels = D), as the NumPy SpikeLLM."""
+        (in [0, 1]: a spike j/D of cfg.spike_levels = D counts j/D), as the NumPy SpikeLLM."""
         rates = {}
         for name, mod in self.named_modules():
             if isinstance(mod, LIF) and mod.last_spk is not None:

@@ -4,8 +4,9 @@ Same names and arguments as spike_lib/neurons.py; the backward pass is MLX autod
 spike's gradient supplied by spike_lib.mlx_impl.spike.spike_fn (the surrogate). For speed, the
 common case (spiking, detached reset, subtract or zero) runs the whole loop over T as one
 custom function whose BPTT is written by hand (_fused_lif), tested equal to the autodiff loop.
-levels = D > 1 fires integer spikes s = sum_{k=1..D} H(u - k threshold) (I-LIF, Luo et al.
-2024; SpikeLM, Xing et al. 2024): one spike_fn per level, so ds/du = sum_k g(u - k threshold).
+levels = D > 1 fires s = (1/D) sum_{k=1..D} H(u - k threshold / D), D + 1 levels in [0, 1]
+(I-LIF's integer spikes, Luo et al. 2024, divided by D; SpikeLM, Xing et al. 2024): one
+spike_fn per level, so ds/du = (1/D) sum_k g(u - k threshold / D).
 Taught in: notebooks/01_lif_neurons.ipynb
 """
 
@@ -14,7 +15,7 @@ from functools import cache
 import mlx.core as mx
 from mlx import nn
 
-from spike_lib.core.neurons import check_lif_args, fire_grad, fired
+from spike_lib.core.neurons import check_lif_args, fire_grad, fired, level_thresholds
 from spike_lib.core.surrogate import get_surrogate
 from spike_lib.mlx_impl.spike import spike_fn
 
@@ -34,7 +35,7 @@ def lif_forward(
     As spike_lib.core.neurons.lif_forward, plus detach_reset: autodiff derives the backward from
     this forward, so the choice of cutting the gradient through the reset is made here
     (mx.stop_gradient on s in the reset line), as lif_backward does by hand. levels = D:
-    integer spikes 0..D; the "zero" reset empties the membrane by min(s, 1) (core.neurons.fired).
+    spikes j/D in [0, 1]; the "zero" reset empties the membrane by min(D s, 1) (core.neurons.fired).
     """
     check_lif_args(beta, threshold, reset, levels)
     x = mx.array(x)
@@ -54,7 +55,7 @@ def lif_forward(
         u = beta * v + x[t]  # charge
         if reset == "subtract_after_leak":
             u = u - threshold * r  # the previous spike's reset, after the leak (snnTorch)
-        s = fire(u, threshold, levels, sg, smooth)  # fire: sum_k H(u - k threshold)
+        s = fire(u, threshold, levels, sg, smooth)  # fire: (1/D) sum_k H(u - k threshold / D)
         r = mx.stop_gradient(s) if detach_reset else s
         if reset == "subtract_after_leak":
             v = u  # reset
@@ -66,23 +67,30 @@ def lif_forward(
 
 
 def fire(u, threshold, levels=1, surrogate="arctan", smooth=False):
-    """sum_{k=1..D} spike(u - k threshold): H forward, the surrogate g backward, per level
-    (smooth: the antiderivatives G); levels=1 is spike(u - threshold), as
-    spike_lib.core.neurons.fire."""
+    """(1/D) sum_{k=1..D} spike(u - k threshold / D): H forward, the surrogate g backward, per
+    level (smooth: the antiderivatives G); levels=1 is spike(u - threshold), as
+    spike_lib.core.neurons.fire (the same level thresholds, the same division by D)."""
     sg = get_surrogate(surrogate)
     step = (lambda z: sg.smooth(z, xp=mx)) if smooth else spike_fn(sg)
-    s = step(u - threshold)
-    for k in range(2, levels + 1):
-        s = s + step(u - k * threshold)
-    return s
+    if levels == 1:
+        return step(u - threshold)
+    ths = level_thresholds(threshold, levels)
+    s = step(u - ths[0])
+    for th in ths[1:]:
+        s = s + step(u - th)
+    return s / levels
 
 
 def count(u, threshold, levels=1):
-    """The spike sum_{k=1..D} [u > k threshold] without a gradient (the fused LIF's forward)."""
-    s = (u > threshold).astype(u.dtype)
-    for k in range(2, levels + 1):
-        s = s + (u > k * threshold).astype(u.dtype)
-    return s
+    """The spike (1/D) sum_{k=1..D} [u > k threshold / D] without a gradient (the fused LIF's
+    forward); [u > threshold] for D = 1."""
+    if levels == 1:
+        return (u > threshold).astype(u.dtype)
+    ths = level_thresholds(threshold, levels)
+    s = (u > ths[0]).astype(u.dtype)
+    for th in ths[1:]:
+        s = s + (u > th).astype(u.dtype)
+    return s / levels
 
 
 _ROWS = {}
@@ -105,7 +113,8 @@ def _fused_lif(beta, threshold, reset, sg, levels=1):
 
     du[t] = dspk[t] g(u[t] - threshold) + dmem[t] + beta du[t+1] (1, or 1 - s[t] for the zero
     reset): the same gradient autodiff takes through the loop of lif_forward (tested equal).
-    levels = D > 1: s = sum_k [u > k threshold], g summed over the D levels, 1 - min(s, 1).
+    levels = D > 1: s = (1/D) sum_k [u > k threshold / D], g averaged over the D levels,
+    1 - min(D s, 1).
     No per-timestep arrays and no mx.stack (a copy of every spike and membrane): the membranes
     of all T steps are one array u, and step t adds beta v[t-1] to its own rows only (a 0/1 row
     mask), so the forward writes u and the spikes once; the backward runs the same way in
@@ -143,12 +152,12 @@ def _fused_lif(beta, threshold, reset, sg, levels=1):
 class LIF(nn.Module):
     """A layer of LIF neurons with no weights: spk = LIF(x) over the time axis of x (T, ...).
 
-    u[t] = beta v[t-1] + x[t];  s[t] = sum_{k=1..D} H(u[t] - k threshold);
+    u[t] = beta v[t-1] + x[t];  s[t] = (1/D) sum_{k=1..D} H(u[t] - k threshold / D);
     v[t] = u[t] - threshold s[t]
-    (or v[t] = u[t] (1 - min(s[t], 1)) with reset="zero"); levels = D = 1 is the binary LIF,
-    D > 1 integer spikes 0..D (I-LIF, Luo et al. 2024; SpikeLM, Xing et al. 2024). Gradients:
-    MLX autodiff, with the spike's derivative replaced by the surrogate's, once per level
-    (Neftci, Mostafa & Zenke 2019).
+    (or v[t] = u[t] (1 - min(D s[t], 1)) with reset="zero"); levels = D = 1 is the binary LIF,
+    D > 1 spikes of D + 1 levels {0, 1/D, ..., 1} (I-LIF's integers, Luo et al. 2024, divided
+    by D; SpikeLM, Xing et al. 2024). Gradients: MLX autodiff, with the spike's derivative
+    replaced by the surrogate's, averaged over the levels (Neftci, Mostafa & Zenke 2019).
     """
 
     def __init__(
@@ -188,6 +197,6 @@ class LIF(nn.Module):
         return spk
 
     def firing_rate(self) -> float:
-        """Mean spike value per neuron per timestep in the last forward pass (spikes per step for
-        binary spikes, in [0, D] for integer ones: a spike s counts s events)."""
+        """Mean spike VALUE per neuron per timestep in the last forward pass, in [0, 1] (spikes
+        per step for binary spikes; a spike j/D counts j/D, energy.py charges D s accumulates)."""
         return float(self.last_spk.mean()) if self.last_spk is not None else float("nan")

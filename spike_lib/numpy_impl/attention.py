@@ -45,8 +45,10 @@ class SDSA(Module):
 
         Q, K, V = LIF(x W_Q), LIF(x W_K), LIF(x W_V)          spikes (T, B, L, D)
         SDSA(x) = (Q * SN(sum_l K[l] * V[l])) W_O              * = Hadamard product
-    Spikes are binary (levels=1: K * V is an AND) or integers 0..D (levels=D: K * V counts
-    coincident events, up to D^2, and Q * SN(.) too; nothing here assumes 0/1).
+    Spikes are binary (levels=1: K * V is an AND) or D + 1 levels j/D in [0, 1] (levels=D:
+    K * V is a product of values, (i/D)(j/D), i j coincident events; Q * SN(.) too; nothing
+    here assumes 0/1). SN's threshold applies to the sum of those products as it does to
+    counts of ANDs: with D-level spikes the sum stays on the binary scale.
     SN is a LIF neuron with threshold attn_threshold; with causal=True the sum over all tokens
     becomes the cumulative sum over positions l' <= l. Every LIF carries its membrane over the
     T timesteps only, never over token positions. Heads are split and merged like softmax
@@ -73,7 +75,7 @@ class SDSA(Module):
     @classmethod
     def from_config(cls, cfg, rng, causal=False):
         """Q/K/V neurons take cfg.thresholds()["qkv"], SN takes cfg.attn_threshold; all four
-        fire integer spikes up to cfg.spike_levels."""
+        fire spikes of cfg.spike_levels levels j/D in [0, 1]."""
         th = cfg.thresholds()
         return cls(cfg.n_embd, cfg.n_head, rng, causal, cfg.beta, th["qkv"], th["attn"],
                    cfg.reset, cfg.surrogate, cfg.surrogate_scale, cfg.detach_reset,
@@ -85,7 +87,7 @@ class SDSA(Module):
         m = self.modules
         q, k, v = (m[f"{n}_lif"](m[f"{n}_proj"](x)) for n in "qkv")  # (T, B, L, D) spikes
         qh, kh, vh = (split_heads(a, self.n_head) for a in (q, k, v))  # (T, B, H, L, hd)
-        kv = kh * vh  # AND of two spike trains (a product of counts for integer spikes)
+        kv = kh * vh  # AND of two spike trains (a product of values j/D for D-level spikes)
         self.km = None if mask is None else _key_mask(mask, x.shape[2])
         if self.km is not None:
             kv = kv * self.km  # padding tokens add nothing
@@ -168,8 +170,8 @@ def sdsa_ops(n_tok, n_embd, causal=False) -> dict:
 
     K*V: n_tok*n_embd ANDs; the sum over tokens: n_tok*n_embd additions (a cumulative sum
     does the same number); Q*SN(.): n_tok*n_embd masks. No multiplication, no exp.
-    Counted for binary spikes: with integer spikes (spike_levels D > 1) K*V and Q*SN(.) are
-    products of counts 0..D, which spike_lib.core.energy charges by their mean value.
+    Counted for binary spikes: with spikes j/D (spike_levels D > 1) K*V and Q*SN(.) are
+    products of values in [0, 1], which spike_lib.core.energy charges D^2 x their mean.
     """
     n = n_tok * n_embd
     return {"and": n, "add": n, "mask": n, "mul": 0, "exp": 0}

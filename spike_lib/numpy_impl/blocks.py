@@ -8,7 +8,7 @@ Taught in: notebooks/05_spikellm_forward.ipynb
 import numpy as np
 
 from spike_lib.core import plugins
-from spike_lib.core.neurons import fire, fire_grad, fired
+from spike_lib.core.neurons import fire, fire_grad, fired, fired_grad
 from spike_lib.core.surrogate import get_surrogate
 from spike_lib.numpy_impl.attention import SDSA, SoftmaxAttention
 from spike_lib.numpy_impl.layers import GELU, Dropout, LayerNorm, Linear
@@ -19,8 +19,8 @@ from spike_lib.numpy_impl.neurons import LIF
 class ClampLIF(LIF):
     """LIF whose membrane is clipped before it fires: u[t] = clip(beta v[t-1] + x[t], -c, c).
 
-    s[t] = sum_{k=1..D} H(u[t] - k threshold) (H(u[t] - threshold) for D = levels = 1),
-    v[t] = u[t] - threshold s[t] (or u[t](1 - min(s[t], 1)) for "zero").
+    s[t] = (1/D) sum_{k=1..D} H(u[t] - k threshold / D) (H(u[t] - threshold) for D = levels = 1),
+    v[t] = u[t] - threshold s[t] (or u[t](1 - min(D s[t], 1)) for "zero").
     The clip bounds runaway (mostly negative) membranes; its gradient is 1 inside [-c, c] and 0
     outside, so BPTT is LIF's with du masked where the clip was active.
     """
@@ -58,7 +58,7 @@ class ClampLIF(LIF):
             if self.reset == "subtract":
                 du, ds = dv, dspk[t] - (0.0 if self.detach_reset else th * dv)
             else:
-                dr = 1.0 if d == 1 else (s <= 1.0)  # d min(s, 1) / ds
+                dr = fired_grad(s, d)  # d min(D s, 1) / ds
                 du = dv * (1.0 - fired(s, d))
                 ds = dspk[t] - (0.0 if self.detach_reset else u * dv * dr)
             du = (du + ds * fire_grad(u, th, d, sg)) * inside[t]  # through s, then the clip
@@ -127,7 +127,7 @@ class Block(Module):
         x = x + Attn(SN_in(LN_1(x)))                   Attn = causal SDSA or softmax attention
         x = x + W_2 SN_hidden(W_1 SN_in(LN_2(x)))      the MLP
     x is the residual stream of membrane potentials, (T, B, L, D), real-valued: only the
-    branches see spikes, so no spike count ever exceeds cfg.spike_levels (1: binary). SN is a
+    branches see spikes, so no spike ever exceeds 1 (cfg.spike_levels D: values j/D). SN is a
     LIF carried over the T timesteps (never over token positions); LayerNorm acts on each
     (t, b, l) row.
     """

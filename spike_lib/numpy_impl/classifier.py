@@ -135,7 +135,7 @@ class SpikeClassifier(Module):
 
         Besides every LIF, "attn.kv" is the rate of K*V (K AND V) and "attn.out_in" the rate
         of Q * SN(.), the spikes that enter the output projection. A rate is the mean spike
-        value: in [0, D] for integer spikes up to cfg.spike_levels = D, [0, D^2] for products.
+        value, in [0, 1] (spikes j/D of cfg.spike_levels = D, and products of two, included).
         """
         rates = {}
         if not self.cfg.spiking:
@@ -170,8 +170,9 @@ class SpikeClassifier(Module):
             for p in ("q", "k", "v"):
                 rep.add(f"{b}.attn.{p}_proj", linear_flops(d, d, n_tok), rate(f"{b}.act1"))
             if cfg.attention == "sdsa":
-                rep.add(f"{b}.attn.kv_sum", n_tok * d, rate(f"{b}.attn.kv"))
-                rep.add(f"{b}.attn.out_proj", linear_flops(d, d, n_tok), rate(f"{b}.attn.out_in"))
+                rep.add(f"{b}.attn.kv_sum", n_tok * d, rate(f"{b}.attn.kv"), spikes=2)  # K V
+                rep.add(f"{b}.attn.out_proj", linear_flops(d, d, n_tok), rate(f"{b}.attn.out_in"),
+                        spikes=2)  # Q * SN(.)
             else:
                 sq = int((self.mask.sum(axis=1) ** 2).sum())  # sum of L^2 over sequences
                 rep.add(f"{b}.attn.qk_av", 2 * sq * d, None)

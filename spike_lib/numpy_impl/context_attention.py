@@ -128,7 +128,7 @@ class MeanSDSA(_Base):
     """SDSA over the running mean of K AND V: a gate that does not saturate.
 
         Q, K, V = SN(x W_Q), SN(x_k W_K), SN(x_v W_V)                 spikes (T, B, L, D)
-        m[l] = (1 / (l + 1)) sum_{j <= l} K[j] * V[j]        in [0, 1] ([0, D^2]: D-level spikes)
+        m[l] = (1 / (l + 1)) sum_{j <= l} K[j] * V[j]        in [0, 1] (D-level spikes too)
         y[l] = (Q[l] * SN_attn(a * m[l])) W_O                         a: per-channel gain
     The running sum of SDSA (chapter 5) only grows, so its gate SN(sum) becomes a monotone
     OR; the mean m[l] can fall again. a (gate_gain, learned, initialised at 4) sets the
@@ -225,12 +225,13 @@ class SpikeMatrixAttention(_Base):
     """Matrix-state spike-driven attention (the SDSA-3 / Spikformer SSA family), causal:
 
         Q, K, V = SN(x W_Q), SN(x_k W_K), SN(x_v W_V)         spikes, split into H heads
-        A[l, j] = (Q[l] . K[j]) [j <= l]                      integer coincidence counts
+        A[l, j] = (Q[l] . K[j]) [j <= l]                      coincidences (i j / D^2 each)
         y[l] = SN_attn( sum_j A[l, j] V[j] / max(1, sum_j A[l, j]) ) W_O
     form="quadratic" builds A (L x L per head); form="running" keeps the d x d state
         S[l] = sum_{j <= l} K[j]^T V[j],  z[l] = sum_{j <= l} K[j],
         y[l] = SN_attn( Q[l] S[l] / max(1, Q[l] . z[l]) ) W_O
-    the same numbers (integer sums, exact in float32), O(L d^2) instead of O(L^2 d). Here the
+    the same numbers (integer sums for binary spikes, exact in float32), O(L d^2) instead of
+    O(L^2 d). Here the
     running form loops over positions with one d x d state; its backward runs the loop in
     reverse and recovers each earlier state by subtracting K[l]^T V[l].
     power p > 1 sharpens the lookup: A = (Q . K)^p (a real multiplication per score).

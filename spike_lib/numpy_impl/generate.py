@@ -50,13 +50,13 @@ def embed(model, ids):
 # -- a few tokens at a time: spikes select weight rows -----------------------------------------
 def _fires(mod) -> bool:
     """True if mod emits exact 0/1 spikes (a built-in binary LIF, not in smooth mode): only then
-    may _linear gather weight rows; integer spikes (levels > 1) take the matmul."""
+    may _linear gather weight rows; spikes j/D (levels > 1) take the matmul."""
     return isinstance(mod, LIF) and not mod.smooth and getattr(mod, "levels", 1) == 1
 
 
 def _lif(mod, x):
     """mod(x) for a plain binary LIF without its bookkeeping (the same numbers); others,
-    integer-spike LIFs included: mod(x)."""
+    multi-level LIFs (levels > 1) included: mod(x)."""
     if (type(mod) is not LIF or mod.smooth or mod.reset not in ("subtract", "zero")
             or mod.levels != 1):
         return mod(x)
@@ -248,7 +248,7 @@ def step(model, idx, state=None):
     idx = model.check_idx(idx)
     pos, n, mods = state["pos"], idx.shape[1], model.modules
     # one sampled token: the fused path (spike_lib.numpy_impl.generate_fast), which gathers
-    # weight rows of 0/1 spikes; integer spikes (spike_levels > 1) take the general path below
+    # weight rows of 0/1 spikes; spikes j/D (spike_levels > 1) take the general path below
     if n == 1 and cfg.spike_levels == 1:
         from spike_lib.numpy_impl import generate_fast
 

@@ -117,13 +117,13 @@ class SpikeLLM(Module):
 
     # -- statistics --------------------------------------------------------------------------
     def firing_rates(self) -> dict:
-        """Mean spike value per neuron per timestep of every LIF in the last forward pass ({}
-        for the twin): spikes per neuron per step for binary spikes, in [0, D] for integer
-        spikes up to cfg.spike_levels = D (a spike s counts s events).
+        """Mean spike VALUE per neuron per timestep of every LIF in the last forward pass ({}
+        for the twin), in [0, 1]: spikes per neuron per step for binary spikes; a spike j/D of
+        cfg.spike_levels = D counts j/D (energy_report charges D x rate accumulates).
 
         Besides the neurons, "<block>.attn.kv" is the rate of K AND V and "<block>.attn.out_in"
         the rate of Q * SN(.), the spikes entering the output projection (products of two
-        spikes: in [0, D^2]).
+        spikes, also in [0, 1]: D^2 x rate events).
         """
         rates = {}
         for name, mod in self.named_modules():
@@ -138,8 +138,8 @@ class SpikeLLM(Module):
     def energy_report(self, n_batch, n_tok) -> EnergyReport:
         """Op counts and 45 nm energy of the last forward pass over n_batch x n_tok tokens.
 
-        A Linear fed spikes pays one accumulate (0.9 pJ) per spike and weight (s of them for
-        an integer spike s: the rates are mean spike values); one fed real
+        A Linear fed spikes pays one accumulate (0.9 pJ) per spike and weight (j of them for a
+        spike j/D: D x the mean spike value; D^2 x for the products K V and Q SN(.)); one fed real
         values pays a MAC (4.6 pJ) per weight. SDSA's K*V sum counts one addition per K AND V
         spike; softmax attention pays 2 L^2 D MACs per sequence and step; the attentions of
         spike_lib.numpy_impl.context_attention report their core with
@@ -159,8 +159,9 @@ class SpikeLLM(Module):
             for p in ("q", "k", "v"):
                 rep.add(f"{b}.attn.{p}_proj", linear_flops(d, d, n), rate(f"{b}.sn1"))
             if cfg.attention == "sdsa":
-                rep.add(f"{b}.attn.kv_sum", n * d, rate(f"{b}.attn.kv"))
-                rep.add(f"{b}.attn.out_proj", linear_flops(d, d, n), rate(f"{b}.attn.out_in"))
+                rep.add(f"{b}.attn.kv_sum", n * d, rate(f"{b}.attn.kv"), spikes=2)  # K V
+                rep.add(f"{b}.attn.out_proj", linear_flops(d, d, n), rate(f"{b}.attn.out_in"),
+                        spikes=2)  # Q * SN(.)
             elif cfg.attention in ATTENTION_CORES and cfg.attention != "softmax":  # issue 13
                 attn = self.blocks[i].modules["attn"]
                 core_rates = (attention_rates(cfg.attention, cfg.n_head, **attn.last_spikes())
@@ -169,7 +170,10 @@ class SpikeLLM(Module):
                     cfg.attention, n_batch, n_tok, d, cfg.n_head, core_rates), cfg.spiking)
                 spikes_out = cfg.spiking and cfg.attention != "softmax_shift"  # real A V there
                 out_rate = float(attn.modules["out_proj"].x.mean()) if spikes_out else None
-                rep.add(f"{b}.attn.out_proj", linear_flops(d, d, n), out_rate)
+                # Q * SN(gate) for the SDSA gates (two spikes), SN_attn(.) alone otherwise
+                gated = ATTENTION_CORES[cfg.attention][0] in ("mean", "decay")
+                rep.add(f"{b}.attn.out_proj", linear_flops(d, d, n), out_rate,
+                        spikes=2 if gated else 1)
             else:
                 rep.add(f"{b}.attn.qk_av", 2 * n_batch * n_tok * n_tok * d, None)
                 rep.add(f"{b}.attn.out_proj", linear_flops(d, d, n), None)

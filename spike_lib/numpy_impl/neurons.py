@@ -5,7 +5,13 @@ Taught in: notebooks/01_lif_neurons.ipynb
 
 import numpy as np
 
-from spike_lib.core.neurons import check_lif_args, fire_grad, lif_backward, lif_forward
+from spike_lib.core.neurons import (
+    check_lif_args,
+    fire_grad,
+    level_thresholds,
+    lif_backward,
+    lif_forward,
+)
 from spike_lib.core.surrogate import get_surrogate
 from spike_lib.numpy_impl.module import Module
 
@@ -13,11 +19,13 @@ from spike_lib.numpy_impl.module import Module
 class LIF(Module):
     """A layer of LIF neurons with no weights: spk = LIF(x) over the time axis of x (T, ...).
 
-    u[t] = beta v[t-1] + x[t];  s[t] = sum_{k=1..D} H(u[t] - k threshold);
-    v[t] = u[t] - threshold s[t]   (or u[t] (1 - min(s[t], 1)) with reset="zero")
-    levels = D = 1 is the binary LIF, s[t] = H(u[t] - threshold); D > 1 fires integer spikes
-    0..D (I-LIF, Luo et al. 2024, SpikeYOLO; SpikeLM, Xing et al. 2024).
-    Backward: BPTT with the surrogate's pseudo-derivative (Neftci et al. 2019), once per level.
+    u[t] = beta v[t-1] + x[t];  s[t] = (1/D) sum_{k=1..D} H(u[t] - k threshold / D);
+    v[t] = u[t] - threshold s[t]   (or u[t] (1 - min(D s[t], 1)) with reset="zero")
+    levels = D = 1 is the binary LIF, s[t] = H(u[t] - threshold); D > 1 fires D + 1 levels
+    {0, 1/D, ..., 1} (I-LIF's integer spikes, Luo et al. 2024, divided by D so that they stay
+    in [0, 1]; SpikeLM, Xing et al. 2024).
+    Backward: BPTT with the surrogate's pseudo-derivative (Neftci et al. 2019), averaged over
+    the levels: ds/du = (1/D) sum_k g(u - k threshold / D).
     """
 
     def __init__(self, beta=0.9, threshold=1.0, reset="subtract", surrogate="arctan",
@@ -42,10 +50,11 @@ class LIF(Module):
                 and x.dtype == np.float32)
 
     def level_thresholds(self):
-        """(k threshold for k = 1..D) as lif_forward's u - k threshold rounds them for float32 u
-        (a Python float threshold becomes float32, a NumPy float64 one keeps float64)."""
+        """(k threshold / D for k = 1..D, core.neurons.level_thresholds) as lif_forward's
+        u - k threshold / D rounds them for float32 u (a Python float threshold becomes float32,
+        a NumPy float64 one keeps float64)."""
         dtype = np.result_type(np.float32, self.threshold)
-        return np.array([k * self.threshold for k in range(1, self.levels + 1)], dtype)
+        return np.array(level_thresholds(self.threshold, self.levels), dtype)
 
     def forward(self, x):
         if not self._fast(x):
@@ -55,8 +64,11 @@ class LIF(Module):
             th = self.threshold
             mem, spk = np.empty(x.shape, np.float32), np.empty(x.shape, np.float32)
             v = np.empty(x.shape[1:], np.float32)
-            # D > 1: s = sum_k [u > k th] = how many of the sorted k th lie strictly below u,
-            # which searchsorted counts exactly (ties at k th included: u = k th is not above)
+            # D > 1: count = sum_k [u > k th / D] = how many of the sorted k th / D lie strictly
+            # below u, which searchsorted counts exactly (ties included: u = k th / D is not
+            # above), and s = count / D. The reset stays v = u - th s, the float operations of
+            # lif_forward, so this path equals the definition bit for bit; the algebraically
+            # equal u - (th / D) count would round th / D first and can differ by an ulp
             levels = self.level_thresholds() if self.levels > 1 else None
             for t in range(x.shape[0]):
                 u = mem[t]
@@ -68,7 +80,9 @@ class LIF(Module):
                 if levels is None:
                     np.greater(u, th, out=spk[t])
                 else:
-                    spk[t] = np.searchsorted(levels, u, side="left")
+                    # count / D in float64, then float32: the same as float32 count / D (the
+                    # double rounding of a quotient is innocuous when 53 >= 2 x 24 + 2)
+                    np.divide(np.searchsorted(levels, u, side="left"), self.levels, out=spk[t])
                 np.multiply(spk[t], th, out=v)
                 np.subtract(u, v, out=v)
         self.cache = (mem, spk)
@@ -80,7 +94,8 @@ class LIF(Module):
         if not self._fast(mem):
             return lif_backward(dspk, mem, spk, self.beta, self.threshold, self.reset,
                                 self.surrogate, self.detach_reset, self.levels)
-        dx = np.empty(mem.shape, np.float32)  # du[t] = dspk[t] sum_k g(u[t] - k th) + beta du[t+1]
+        # du[t] = dspk[t] (1/D) sum_k g(u[t] - k th / D) + beta du[t+1]
+        dx = np.empty(mem.shape, np.float32)
         for t in reversed(range(mem.shape[0])):
             if self.levels == 1:
                 np.multiply(dspk[t], self.surrogate.grad(mem[t] - self.threshold), out=dx[t])
@@ -92,6 +107,7 @@ class LIF(Module):
         return dx
 
     def firing_rate(self) -> float:
-        """Mean spike value per neuron per timestep in the last forward pass: spikes per neuron
-        per step for binary spikes, in [0, D] for integer ones (a spike s counts s events)."""
+        """Mean spike VALUE per neuron per timestep in the last forward pass, in [0, 1]: spikes
+        per neuron per step for binary spikes; a spike j/D counts j/D (energy.py charges D s
+        accumulates for it)."""
         return float(self.last_spk.mean()) if self.last_spk is not None else float("nan")

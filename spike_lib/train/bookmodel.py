@@ -181,7 +181,10 @@ def pool_results(results) -> dict:
                 acc[key] += row[key]
     for row in rows.values():
         if row["firing_rate"] is not None:
-            row["firing_rate"] = row["snn_pj"] / (row["flops"] * energy.num_steps * E_AC_PJ)
+            # the pooled mean spike value: snn_pj counts D^spikes events per unit of value
+            events = energy.spike_levels ** row.get("spikes", 1)
+            row["firing_rate"] = row["snn_pj"] / (row["flops"] * energy.num_steps * E_AC_PJ
+                                                  * events)
     energy.rows = list(rows.values())
     names = sorted({k for r in results for k in r["rates"]})
     rates = {k: float(np.mean([r["rates"][k] for r in results if k in r["rates"]]))

@@ -128,8 +128,9 @@ def add_arguments(parser) -> None:
                         help="--no-spiking trains the non-spiking twin")
     parser.add_argument("--attention", help="sdsa (default), softmax or a registered plug-in")
     parser.add_argument("--spike-levels", action=SetField, field="spike_levels", type=int,
-                        metavar="D", help="integer spikes 0..D, the count of thresholds crossed "
-                        "(I-LIF, Luo et al. 2024); 1: binary spikes (default). The same as "
+                        metavar="D", help="spikes of D + 1 levels 0, 1/D, ..., 1: the count of "
+                        "the level thresholds k threshold / D crossed, divided by D (I-LIF, Luo "
+                        "et al. 2024, normalised); 1: binary spikes (default). The same as "
                         "--set spike_levels=D")
     parser.add_argument("--metadata", action="store_const", const=True, default=None,
                         help="prefix each chunk with its document's category (metadata conditioning)")

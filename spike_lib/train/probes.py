@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-GATE_ON = 0.5  # a gate entry is "on" above this: spikes are 0/1 (or 0..D), the twin's in (0, 1)
+GATE_ON = 0.5  # a gate entry is "on" above this: spikes are 0/1 (or j/D), the twin's in (0, 1)
 SATURATED = 1e-3  # a position is saturated when fewer than this fraction of gate entries change
 
 
