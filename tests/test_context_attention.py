@@ -84,6 +84,30 @@ def test_spike_matrix_hand_example(form):
     assert np.array_equal(y[0, 0], [[0, 1], [1, 0], [1, 1]])
 
 
+@pytest.mark.parametrize("form", ["quadratic", "running"])
+def test_spike_matrix_floor_is_the_smallest_score_of_multi_level_spikes(form):
+    # spikes of D + 1 = 3 levels (D = 2): scores are multiples of 1/4, the floor is 1/4.
+    # q = k = (1/2, 0), v = (1/2, 1): A = 1/4, sum_j A V = (1/8, 1/4), over max(1/4, 1/4):
+    # R = (1/2, 1) = V, the average of the one value (a floor of 1 would give (1/8, 1/4))
+    levels = lambda kind: LIF(beta=0.5, threshold=1.0, levels=2)  # noqa: E731
+    att = C.SpikeMatrixAttention(2, 1, np.random.default_rng(0), form=form, neuron=levels)
+    assert att.floor == 0.25 and build("spike_matrix").floor == 1.0
+    q = np.array([[[[0.5, 0.0]]]], np.float32)  # (T, B, L=1, hd) per head: (1, 1, 1, 2)
+    r = att.mix(q, q.copy(), np.array([[[[0.5, 1.0]]]], np.float32))
+    assert np.array_equal(r[0, 0, 0], [0.5, 1.0])
+
+
+@pytest.mark.parametrize("form", ["quadratic", "running"])
+def test_gradcheck_with_multi_level_spikes_across_the_floor(form, rng):
+    levels = lambda kind: LIF(beta=0.5, threshold=0.5 if kind == "attn" else 1.0,  # noqa: E731
+                              detach_reset=False, levels=3)
+    att = C.SpikeMatrixAttention(8, 2, rng, neuron=levels, form=form)
+    errs = grad_errors(att, rng.normal(-0.5, 1.0, (2, 2, 6, 8)), rng)
+    den = att.mix_cache[-2] if att.form == "running" else att.mix_cache[-1]
+    assert (den < att.floor).any() and (den > att.floor).any()  # both branches of the max
+    assert max(errs.values()) < 1e-6, errs
+
+
 def test_spike_matrix_forms_agree_exactly_on_spikes(rng):
     x = rng.normal(0.8, 1.0, (2, 3, 9, 8)).astype(np.float32)
     quad, run = build("spike_matrix"), build("spike_matrix_running")

@@ -31,7 +31,9 @@ VARIANTS = {"spiking": {}, "no_detach": {"detach_reset": False},
             # ones with the zero reset's min(D s, 1) in the gradient
             "levels2": {"spike_levels": 2},
             "levels3_clamp_zero": {"spike_levels": 3, "mem_clamp": 2.5, "reset": "zero",
-                                   "detach_reset": False}}
+                                   "detach_reset": False},
+            # the matrix attention's floor max(1 / D^2, sum A) (the book model's attention)
+            "levels4_matrix": {"spike_levels": 4, "attention": "spike_matrix_shift"}}
 
 
 def _cfg(name):

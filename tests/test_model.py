@@ -23,8 +23,9 @@ def tiny(**kw):
     {"tie_weights": True, "mem_clamp": 1.5, "reset": "zero"},
     {"in_threshold": 0.9, "qkv_threshold": 0.7, "hidden_threshold": 0.8},
     {"spike_levels": 3}, {"spike_levels": 2, "mem_clamp": 2.5, "attention": "sdsa_mean"},
+    {"spike_levels": 4, "attention": "spike_matrix_shift"},
 ], ids=["sdsa", "softmax", "twin", "twin-softmax", "tied-clamp-zero", "thresholds", "levels3",
-        "levels2-clamp-mean"])
+        "levels2-clamp-mean", "levels4-matrix"])
 def test_whole_model_gradcheck(kw):
     res = model_gradcheck(gradcheck_config(**kw), max_entries=25)
     assert res["max_rel_err"] < 1e-6, res["worst_tensor"]

@@ -145,6 +145,8 @@ class SpikeMatrixAttention(_Base):
     the same numbers (integer sums for binary spikes, exact in float32), O(L d^2) instead of
     O(L^2 d).
     power p > 1 sharpens the lookup: A = (Q . K)^p (a real multiplication per score).
+    With spike_levels = D the floor of the denominator is 1 / D^2, the smallest non-zero score
+    (self.floor; 1 for binary spikes), as in the NumPy port.
     """
 
     def __init__(self, n_embd, n_head, rng, neuron=None, shift=False, bias=True,
@@ -158,6 +160,7 @@ class SpikeMatrixAttention(_Base):
         for name in ("q", "k", "v"):
             setattr(self, f"{name}_lif", self._neuron("qkv"))
         self.attn_lif = self._neuron("attn")
+        self.floor = 1.0 / getattr(self.q_lif, "levels", 1) ** 2  # max(floor, sum A)
 
     def mix(self, q, k, v):
         """sum_j A[l, j] V[j] / max(1, sum_j A[l, j]) for heads (..., H, L, hd)."""
@@ -165,11 +168,11 @@ class SpikeMatrixAttention(_Base):
             s = mx.cumsum(k[..., :, :, None] * v[..., :, None, :], axis=-3)  # (..., L, hd, hd)
             num = (q[..., :, None, :] @ s)[..., 0, :]  # (..., L, hd)
             den = (q * mx.cumsum(k, axis=-2)).sum(axis=-1, keepdims=True)
-            return num / mx.maximum(den, 1.0)
+            return num / mx.maximum(den, self.floor)
         a = (q @ mx.swapaxes(k, -1, -2)) * causal_mask(q.shape[-2])  # (..., L, L)
         if self.power != 1:
             a = a**self.power
-        return (a @ v) / mx.maximum(a.sum(axis=-1, keepdims=True), 1.0)
+        return (a @ v) / mx.maximum(a.sum(axis=-1, keepdims=True), self.floor)
 
     def __call__(self, x, mask=None):
         xq, xk, xv = self._inputs(x)

@@ -113,8 +113,9 @@ def _decay_mean(attn, st, kv):
     return mx.concatenate(out, axis=-2)
 
 
-def _matrix_mix(st, q, k, v):
-    """Q[l] S[l] / max(1, Q[l] . z[l]) from the running S = sum K^T V, z = sum K (heads)."""
+def _matrix_mix(st, q, k, v, floor=1.0):
+    """Q[l] S[l] / max(floor, Q[l] . z[l]) from the running S = sum K^T V, z = sum K (heads);
+    floor = SpikeMatrixAttention.floor (1, or 1 / D^2 for spikes of D + 1 levels)."""
     s_state = st.get("S", mx.zeros((*q.shape[:-2], q.shape[-1], q.shape[-1]), dtype=q.dtype))
     z = st.get("z", mx.zeros((*q.shape[:-2], 1, q.shape[-1]), dtype=q.dtype))
     nums, dens = [], []
@@ -125,7 +126,7 @@ def _matrix_mix(st, q, k, v):
         nums.append(qi @ s_state)
         dens.append((qi * z).sum(axis=-1, keepdims=True))
     st["S"], st["z"] = s_state, z
-    return mx.concatenate(nums, axis=-2) / mx.maximum(mx.concatenate(dens, axis=-2), 1.0)
+    return mx.concatenate(nums, axis=-2) / mx.maximum(mx.concatenate(dens, axis=-2), floor)
 
 
 def attention_step(attn, x, st, pos):
@@ -154,11 +155,11 @@ def attention_step(attn, x, st, pos):
         q, k, v = (split_heads(_spikes(attn, n, xi), attn.n_head)
                    for n, xi in (("q", xq), ("k", xk), ("v", xv)))  # (T, B, H, n, hd)
         if attn.power == 1:
-            r = _matrix_mix(st, q, k, v)
+            r = _matrix_mix(st, q, k, v, attn.floor)
         else:
             k, v = _cached(st, k, v)
             a = ((q @ mx.swapaxes(k, -1, -2)) * _allowed(q.shape[-2], k.shape[-2])) ** attn.power
-            r = (a @ v) / mx.maximum(a.sum(axis=-1, keepdims=True), 1.0)
+            r = (a @ v) / mx.maximum(a.sum(axis=-1, keepdims=True), attn.floor)
         return attn.out_proj(_lif(attn.attn_lif, merge_heads(r)))
     if isinstance(attn, HybridAttention):
         real_v = isinstance(attn, ShiftSoftmaxAttention)

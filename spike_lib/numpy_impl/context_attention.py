@@ -236,6 +236,9 @@ class SpikeMatrixAttention(_Base):
     reverse and recovers each earlier state by subtracting K[l]^T V[l].
     power p > 1 sharpens the lookup: A = (Q . K)^p (a real multiplication per score).
     max(1, s) passes its gradient to s only where s > 1 (as mx.maximum does at s = 1).
+    With spikes of D + 1 levels (Config.spike_levels = D) a score can be any multiple of
+    1 / D^2, so the floor is the smallest non-zero score, 1 / D^2 (self.floor): the output is
+    the average of V over the scores whenever some score is not zero, as for binary spikes.
     """
 
     def __init__(self, n_embd, n_head, rng, neuron=None, shift=False, bias=True,
@@ -249,6 +252,7 @@ class SpikeMatrixAttention(_Base):
         for name in ("q", "k", "v"):
             self.add_module(f"{name}_lif", self._neuron("qkv"))
         self.add_module("attn_lif", self._neuron("attn"))
+        self.floor = 1.0 / getattr(self.modules["q_lif"], "levels", 1) ** 2  # max(floor, sum A)
 
     def mix(self, q, k, v):
         """sum_j A[l, j] V[j] / max(1, sum_j A[l, j]) for heads (..., H, L, hd)."""
@@ -267,14 +271,15 @@ class SpikeMatrixAttention(_Base):
             num = a @ v
             den = a.sum(axis=-1, keepdims=True)
             self.mix_cache = (q, k, v, a0, a, den)
-        r = num / np.maximum(den, 1.0)
+        r = num / np.maximum(den, self.floor)
         self.r = r
         return r
 
     def mix_backward(self, dr):
         den = self.mix_cache[-2] if self.form == "running" else self.mix_cache[-1]
-        dnum = dr / np.maximum(den, 1.0)
-        dden = -(dr * self.r).sum(axis=-1, keepdims=True) / np.maximum(den, 1.0) * (den > 1.0)
+        dnum = dr / np.maximum(den, self.floor)
+        dden = (-(dr * self.r).sum(axis=-1, keepdims=True) / np.maximum(den, self.floor)
+                * (den > self.floor))
         if self.form == "quadratic":
             q, k, v, a0, a, _ = self.mix_cache
             da = dnum @ np.swapaxes(v, -1, -2) + dden  # (..., L, L)

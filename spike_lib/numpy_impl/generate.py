@@ -140,8 +140,9 @@ def _decay_mean(attn, st, kv):
     return m
 
 
-def _matrix_mix(st, q, k, v):
-    """Q[l] S[l] / max(1, Q[l] . z[l]) from the running S = sum K^T V, z = sum K (heads)."""
+def _matrix_mix(st, q, k, v, floor=1.0):
+    """Q[l] S[l] / max(floor, Q[l] . z[l]) from the running S = sum K^T V, z = sum K (heads);
+    floor = SpikeMatrixAttention.floor (1, or 1 / D^2 for spikes of D + 1 levels)."""
     s_state = st.get("S", np.zeros(q.shape[:-2] + (q.shape[-1],) * 2, q.dtype))
     z = st.get("z", np.zeros(q.shape[:-2] + (1, q.shape[-1]), q.dtype))
     num, den = np.empty_like(q), np.empty(q.shape[:-1] + (1,), q.dtype)
@@ -152,7 +153,7 @@ def _matrix_mix(st, q, k, v):
         num[..., i:i + 1, :] = qi @ s_state
         den[..., i:i + 1, :] = (qi * z).sum(axis=-1, keepdims=True)
     st["S"], st["z"] = s_state, z
-    return num / np.maximum(den, 1.0)
+    return num / np.maximum(den, floor)
 
 
 def attention_step(attn, x, st, pos, fires=False):
@@ -187,11 +188,11 @@ def attention_step(attn, x, st, pos, fires=False):
         q, k, v = (split_heads(attn._spikes(n, xi), attn.n_head)
                    for n, xi in (("q", xq), ("k", xk), ("v", xv)))  # (T, B, H, n, hd)
         if attn.power == 1:
-            r = _matrix_mix(st, q, k, v)
+            r = _matrix_mix(st, q, k, v, attn.floor)
         else:  # (Q . K)^p has no running form: a key/value cache
             k, v = _cached(st, k, v)
             a = ((q @ np.swapaxes(k, -1, -2)) * _allowed(q.shape[-2], k.shape[-2])) ** attn.power
-            r = (a @ v) / np.maximum(a.sum(axis=-1, keepdims=True), 1.0)
+            r = (a @ v) / np.maximum(a.sum(axis=-1, keepdims=True), attn.floor)
         return m["out_proj"](m["attn_lif"](merge_heads(r)))
     if isinstance(attn, HybridAttention):
         q = split_heads(m["q_proj"](xq), attn.n_head)
