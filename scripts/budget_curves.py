@@ -8,8 +8,9 @@ Usage (from the repository root):
 A run is a training folder (spike_lib train --out): its run.json (command options, model
 config) and log.jsonl. Kept per run: the evaluation rows (step, validation BPC on the mixed
 slice, learning rate), the median training tokens/s, and the options. The shipped folders
-(data/checkpoints/book, book-twin, book-softmax) hold their own log.jsonl and are read from
-there by the chapter, so only runs that are not shipped need storing. Runs already in --out are
+(data/checkpoints/book, book-twin, book-softmax) hold their own log.jsonl, which chapter 8c reads
+from there; chapter 8d stores book and book-twin here too, for the gradient norm per evaluation
+(grad_norm_median, before clipping). Runs already in --out are
 kept unless given again.
 """
 
@@ -26,8 +27,14 @@ def curve(folder: Path) -> dict:
         if not f.is_file():
             raise ValueError(f"{f} is missing: pass a folder written by `spike_lib train --out`")
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    evals = [{"step": r["step"], "val_bpc": r["val_bpc"], "lr": r.get("lr")}
-             for r in rows if "val_bpc" in r]
+    evals, norms = [], []
+    for r in rows:  # grad_norm_median: the median gradient norm (before clipping) of the
+        if r.get("grad_norm") is not None:  # steps since the previous evaluation
+            norms.append(r["grad_norm"])
+        if "val_bpc" in r:
+            evals.append({"step": r["step"], "val_bpc": r["val_bpc"], "lr": r.get("lr"),
+                          "grad_norm_median": statistics.median(norms) if norms else None})
+            norms = []
     speeds = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r]
     info = json.loads(run.read_text())
     return {"folder": str(folder), "options": info.get("options", {}),

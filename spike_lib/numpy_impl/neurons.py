@@ -64,12 +64,14 @@ class LIF(Module):
             th = self.threshold
             mem, spk = np.empty(x.shape, np.float32), np.empty(x.shape, np.float32)
             v = np.empty(x.shape[1:], np.float32)
-            # D > 1: count = sum_k [u > k th / D] = how many of the sorted k th / D lie strictly
-            # below u, which searchsorted counts exactly (ties included: u = k th / D is not
-            # above), and s = count / D. The reset stays v = u - th s, the float operations of
+            # D > 1: count = sum_k [u > k th / D], one comparison per level (exact, ties
+            # included: u = k th / D is not above; 4.8 ms against np.searchsorted's 48-52 ms on
+            # (16, 128, 1024) at D = 4),
+            # and s = count / D. The reset stays v = u - th s, the float operations of
             # lif_forward, so this path equals the definition bit for bit; the algebraically
             # equal u - (th / D) count would round th / D first and can differ by an ulp
             levels = self.level_thresholds() if self.levels > 1 else None
+            above = np.empty(x.shape[1:], np.float32) if levels is not None else None
             for t in range(x.shape[0]):
                 u = mem[t]
                 if t:
@@ -80,9 +82,10 @@ class LIF(Module):
                 if levels is None:
                     np.greater(u, th, out=spk[t])
                 else:
-                    # count / D in float64, then float32: the same as float32 count / D (the
-                    # double rounding of a quotient is innocuous when 53 >= 2 x 24 + 2)
-                    np.divide(np.searchsorted(levels, u, side="left"), self.levels, out=spk[t])
+                    np.greater(u, levels[0], out=spk[t])
+                    for level in levels[1:]:
+                        spk[t] += np.greater(u, level, out=above)
+                    spk[t] /= np.float32(self.levels)  # count / D, one correctly rounded division
                 np.multiply(spk[t], th, out=v)
                 np.subtract(u, v, out=v)
         self.cache = (mem, spk)
