@@ -9,8 +9,8 @@ A run is a training folder (spike_lib train --out): its run.json (command option
 config) and log.jsonl. Kept per run: the evaluation rows (step, validation BPC on the mixed
 slice, learning rate), the median training tokens/s, and the options. The shipped folders
 (data/checkpoints/book, book-twin, book-softmax) hold their own log.jsonl, which chapter 8c reads
-from there; chapter 8d stores book and book-twin here too, for the gradient norm per evaluation
-(grad_norm_median, before clipping). Runs already in --out are
+from there; chapter 8d's runs, with book and book-twin for the gradient norm per evaluation
+(grad_norm_median, before clipping), are stored the same way in data/benchmarks/level_curves.json. Runs already in --out are
 kept unless given again.
 """
 

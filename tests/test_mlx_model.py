@@ -86,12 +86,18 @@ def test_smooth_mode_gradients_in_float64():
     assert max(_grad_errors(ref, model, *_batch(cfg)).values()) <= 1e-7  # float32: ~3e-7
 
 
-def test_firing_rates_match_numpy():
-    cfg = _cfg("spiking")
+def _forward_both(name):
+    """(NumPy model, MLX model, batch) after one forward pass of the batch through both."""
+    cfg = _cfg(name)
     ref, model = NpSpikeLLM(cfg), SpikeLLM(cfg)
     x, _ = _batch(cfg)
     ref(x)
     model(x)
+    return ref, model, x
+
+
+def test_firing_rates_match_numpy():
+    ref, model, _ = _forward_both("spiking")
     want, got = ref.firing_rates(), model.firing_rates()
     assert got["blocks.0.sn1"] == pytest.approx(want["blocks.0.sn1"], abs=1e-6)
     assert got["blocks.1.attn.kv"] == pytest.approx(want["blocks.1.attn.kv"], abs=1e-6)
@@ -99,11 +105,7 @@ def test_firing_rates_match_numpy():
 
 
 def test_multi_level_spike_rates_match_numpy_and_stay_mean_values_in_unit_range():
-    cfg = _cfg("levels2")
-    ref, model = NpSpikeLLM(cfg), SpikeLLM(cfg)
-    x, _ = _batch(cfg)
-    ref(x)
-    model(x)
+    ref, model, x = _forward_both("levels2")
     want, got = ref.firing_rates(), model.firing_rates()
     assert got["blocks.0.sn1"] == pytest.approx(want["blocks.0.sn1"], abs=1e-6)
     assert got["blocks.1.attn.kv"] == pytest.approx(want["blocks.1.attn.kv"], abs=1e-6)

@@ -55,6 +55,19 @@ def level_thresholds(threshold, levels=1) -> list:
     return [(k / levels) * threshold for k in range(1, levels + 1)]
 
 
+def level_mean(term, threshold, levels=1):
+    """(1/D) sum_{k=1..D} term(k threshold / D), summed in order and divided by D once;
+    term(threshold) itself for D = 1. The one sum behind fire, fire_grad and the backends'
+    spike counts, so that all of them compare u with the same level thresholds."""
+    if levels == 1:
+        return term(threshold)
+    ths = level_thresholds(threshold, levels)
+    s = term(ths[0])
+    for th in ths[1:]:
+        s = s + term(th)
+    return s / levels
+
+
 def fire(u, threshold, levels=1, surrogate="arctan", smooth=False):
     """The spike of membrane u: (1/D) sum_{k=1..D} H(u - k threshold / D), in {0, 1/D, ..., 1}.
 
@@ -64,25 +77,13 @@ def fire(u, threshold, levels=1, surrogate="arctan", smooth=False):
     """
     sg = get_surrogate(surrogate)
     step = sg.smooth if smooth else sg.forward
-    if levels == 1:
-        return step(u - threshold)
-    ths = level_thresholds(threshold, levels)
-    s = step(u - ths[0])
-    for th in ths[1:]:
-        s = s + step(u - th)
-    return s / levels
+    return level_mean(lambda th: step(u - th), threshold, levels)
 
 
 def fire_grad(u, threshold, levels=1, surrogate="arctan", xp=np):
     """ds/du := (1/D) sum_{k=1..D} g(u - k threshold / D), the surrogate derivative of fire."""
     sg = get_surrogate(surrogate)
-    if levels == 1:
-        return sg.grad(u - threshold, xp=xp)
-    ths = level_thresholds(threshold, levels)
-    g = sg.grad(u - ths[0], xp=xp)
-    for th in ths[1:]:
-        g = g + sg.grad(u - th, xp=xp)
-    return g / levels
+    return level_mean(lambda th: sg.grad(u - th, xp=xp), threshold, levels)
 
 
 def fired(s, levels=1, xp=np):

@@ -15,7 +15,7 @@ from functools import cache
 import mlx.core as mx
 from mlx import nn
 
-from spike_lib.core.neurons import check_lif_args, fire_grad, fired, level_thresholds
+from spike_lib.core.neurons import check_lif_args, fire_grad, fired, level_mean
 from spike_lib.core.surrogate import get_surrogate
 from spike_lib.mlx_impl.spike import spike_fn
 
@@ -72,25 +72,13 @@ def fire(u, threshold, levels=1, surrogate="arctan", smooth=False):
     spike_lib.core.neurons.fire (the same level thresholds, the same division by D)."""
     sg = get_surrogate(surrogate)
     step = (lambda z: sg.smooth(z, xp=mx)) if smooth else spike_fn(sg)
-    if levels == 1:
-        return step(u - threshold)
-    ths = level_thresholds(threshold, levels)
-    s = step(u - ths[0])
-    for th in ths[1:]:
-        s = s + step(u - th)
-    return s / levels
+    return level_mean(lambda th: step(u - th), threshold, levels)
 
 
 def count(u, threshold, levels=1):
     """The spike (1/D) sum_{k=1..D} [u > k threshold / D] without a gradient (the fused LIF's
     forward); [u > threshold] for D = 1."""
-    if levels == 1:
-        return (u > threshold).astype(u.dtype)
-    ths = level_thresholds(threshold, levels)
-    s = (u > ths[0]).astype(u.dtype)
-    for th in ths[1:]:
-        s = s + (u > th).astype(u.dtype)
-    return s / levels
+    return level_mean(lambda th: (u > th).astype(u.dtype), threshold, levels)
 
 
 _ROWS = {}
