@@ -84,6 +84,28 @@ def test_spike_matrix_hand_example(form):
     assert np.array_equal(y[0, 0], [[0, 1], [1, 0], [1, 1]])
 
 
+def test_spike_matrix_decay_hand_example():
+    # the hand example above with lambda = 1/2 (decay_logit 0): A[l, j] = (Q[l] . K[j]) 2^-(l-j)
+    #   A = [[1,.,.],[0,1,.],[1/4,1/2,2]]; sum_j A V = [[0,1],[1,0],[5/2,9/4]];
+    #   sum_j A = 1, 1, 11/4: R = [[0,1],[1,0],[10/11,9/11]]
+    att = C.SpikeMatrixAttention(2, 1, np.random.default_rng(0), decay=True,
+                                 neuron=neuron_factory(LIF, attn_threshold=0.6))
+    set_weights(att, q=2 * np.eye(2), k=2 * np.eye(2), v=[[0, 2], [2, 0]])
+    att.params["decay_logit"][...] = 0.0
+    att(X_HAND)
+    assert np.allclose(att.r[0, 0, 0], [[0, 1], [1, 0], [10 / 11, 9 / 11]], atol=1e-6)
+    lam = 1 / (1 + np.exp(-C.SpikeMatrixAttention(8, 4, np.random.default_rng(0),
+                                                   decay=True).params["decay_logit"]))
+    assert np.allclose(lam, 1 - 2.0 ** -np.array([3, 3 + 5 / 3, 3 + 10 / 3, 8]), atol=1e-6)
+
+
+def test_spike_matrix_decay_gradient_reaches_the_leak(rng):
+    att = build("spike_matrix_decay_shift")
+    errs = grad_errors(att, rng.normal(0.5, 1.0, (2, 2, 6, 8)), rng)
+    assert "decay_logit" in errs and np.abs(att.grads["decay_logit"]).min() > 1e-8
+    assert max(errs.values()) < 1e-6, errs
+
+
 @pytest.mark.parametrize("form", ["quadratic", "running"])
 def test_spike_matrix_floor_is_the_smallest_score_of_multi_level_spikes(form):
     # spikes of D + 1 = 3 levels (D = 2): scores are multiples of 1/4, the floor is 1/4.
@@ -204,8 +226,10 @@ def test_bad_arguments(rng):
         C.MeanSDSA(8, 3, rng)
     with pytest.raises(ValueError, match="form='bad' is invalid"):
         C.SpikeMatrixAttention(8, 2, rng, form="bad")
-    with pytest.raises(ValueError, match="no running K\\^T V form"):
+    with pytest.raises(ValueError, match="power > 1 and decay have no running form"):
         C.SpikeMatrixAttention(8, 2, rng, form="running", power=2)
+    with pytest.raises(ValueError, match="power > 1 and decay have no running form"):
+        C.SpikeMatrixAttention(8, 2, rng, form="running", decay=True)
     with pytest.raises(ValueError, match="score='tanh' is invalid"):
         C.HybridAttention(8, 2, rng, score="tanh")
     with pytest.raises(ValueError, match=r"\(T, B, L, D\)"):
@@ -377,8 +401,8 @@ def test_energy_rates_count_the_modules_operations(rng):
     quad = build("spike_matrix")
     quad(x)
     r = attention_rates("spike_matrix", h, **quad.last_spikes())
-    _, k, v, a0, _, _ = quad.mix_cache
-    assert a0.sum() > 0 and np.isclose(a0.sum(), r["qk"] * pairs_d)  # one AC per coincidence
+    _, k, v, _, a, _ = quad.mix_cache  # a: the causal scores (power 1, no decay)
+    assert a.sum() > 0 and np.isclose(a.sum(), r["qk"] * pairs_d)  # one AC per coincidence
     tril = np.tril(np.ones((n_tok, n_tok)))
     assert np.isclose((tril @ v).sum(), r["v_pairs"] * pairs_d)  # (l, l', j) with V[l', j] = 1
     outer = np.count_nonzero(k[..., :, None] * v[..., None, :])  # K_i AND V_j, per token/head

@@ -13,7 +13,8 @@ from spike_lib.numpy_impl.model import SpikeLLM
 
 ALL = ("sdsa", "softmax", *CONTEXT_ATTENTIONS)
 RUNNING = ("sdsa", "sdsa_mean", "sdsa_decay", "sdsa_shift", "sdsa_decay_shift", "spike_matrix",
-           "spike_matrix_running", "spike_matrix_shift")
+           "spike_matrix_running", "spike_matrix_shift", "spike_matrix_decay",
+           "spike_matrix_decay_shift")
 QUADRATIC = tuple(n for n in ALL if n not in RUNNING)
 ATOL = 2e-5  # float32 rounding only (a flipped spike would move a logit by ~0.1)
 
@@ -36,7 +37,7 @@ def incremental(model, ids, first=5, chunk=1):
 
 
 def test_attention_lists_cover_every_registered_context_attention():
-    assert set(RUNNING) | set(QUADRATIC) == set(ALL) and len(ALL) == 13
+    assert set(RUNNING) | set(QUADRATIC) == set(ALL) and len(ALL) == 15
 
 
 @pytest.mark.parametrize("name", ALL)

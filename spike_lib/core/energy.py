@@ -143,7 +143,8 @@ def run(args) -> dict:
 ATTENTION_MATMUL_MACS = {
     **{name: lambda n_tok, d, hd: 2 * n_tok * n_tok * d  # Q K^T and A V
        for name in ("softmax", "softmax_shift", "hybrid", "hybrid_relu", "hybrid_shift",
-                    "spike_matrix", "spike_matrix_shift")},
+                    "spike_matrix", "spike_matrix_shift", "spike_matrix_decay",
+                    "spike_matrix_decay_shift")},
     "sdsa_decay": lambda n_tok, d, hd: n_tok * n_tok * d,  # the (L x L) decay matrix times K V
     "sdsa_decay_shift": lambda n_tok, d, hd: n_tok * n_tok * d,
     "spike_matrix_running": lambda n_tok, d, hd: 2 * n_tok * d * hd}  # K^T V state, Q S read
@@ -182,6 +183,8 @@ ATTENTION_CORES = {"sdsa": ("sdsa", False), "softmax": ("softmax", False),
                    "sdsa_mean": ("mean", False), "sdsa_shift": ("mean", True),
                    "sdsa_decay": ("decay", False), "sdsa_decay_shift": ("decay", True),
                    "spike_matrix": ("matrix", False), "spike_matrix_shift": ("matrix", True),
+                   "spike_matrix_decay": ("matrix_decay", False),
+                   "spike_matrix_decay_shift": ("matrix_decay", True),
                    "spike_matrix_running": ("running", False), "hybrid": ("hybrid", False),
                    "hybrid_shift": ("hybrid", True), "hybrid_relu": ("hybrid_relu", False),
                    "softmax_shift": ("softmax", True)}
@@ -215,6 +218,8 @@ def attention_core_ops(name, n_batch, n_tok, n_embd, n_head=1, rates=None) -> li
         decay     kv_sum; decay: n D MAC (lambda s, the running form); scale: n D MAC
         matrix    scores: P D AC at rate(Q AND K over pairs); score_sum: P H AC;
                   mix: P D AC at rate(V over pairs); divide: n D MAC
+        matrix_decay  as matrix, and decay: P H MAC (each score times lambda^(l - j)); the
+                  carried state's form would pay n (H d_h^2 + D) MAC instead, more at L = 128
         running   state: n H d_h^2 AC at rate(K_i AND V_j); key_sum: n D AC at rate(K);
                   read: n H d_h^2 AC at rate(Q); den: n D AC at rate(Q); divide: n D MAC
         hybrid    scores: P D MAC; exp: P H; score_sum: P H AC; mix: P D AC at rate(V over
@@ -249,6 +254,9 @@ def attention_core_ops(name, n_batch, n_tok, n_embd, n_head=1, rates=None) -> li
                               mac("scale", n * d)],
             "matrix": lambda: [ac("scores", pairs * d, "qk"), ac("score_sum", pairs * h),
                                ac("mix", pairs * d, "v_pairs"), mac("divide", n * d)],
+            "matrix_decay": lambda: [ac("scores", pairs * d, "qk"), mac("decay", pairs * h),
+                                     ac("score_sum", pairs * h), ac("mix", pairs * d, "v_pairs"),
+                                     mac("divide", n * d)],
             "running": lambda: [ac("state", n * h * hd * hd, "kv_outer"),
                                 ac("key_sum", n * d, "k"), ac("read", n * h * hd * hd, "q"),
                                 ac("den", n * d, "q"), mac("divide", n * d)],

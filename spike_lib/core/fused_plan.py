@@ -39,6 +39,8 @@ def fused_kind(attn, classes):
     kind = next((k for n, k in KINDS.items() if isinstance(attn, classes[n])), None)
     if kind == "matrix" and getattr(attn, "power", 1) != 1:  # a key/value cache, not S and z
         return None
+    if kind == "matrix" and getattr(attn, "decay", False):  # S and z decay: the module step
+        return None
     return kind
 
 

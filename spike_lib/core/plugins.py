@@ -16,7 +16,8 @@ BACKENDS = ("numpy", "mlx")
 BUILTIN = "built-in"
 # the attentions of issue 13 (spike_lib.mlx_impl.context_attention.NAMES and its NumPy port)
 CONTEXT_ATTENTIONS = ("sdsa_mean", "sdsa_decay", "sdsa_shift", "sdsa_decay_shift",
-                      "spike_matrix", "spike_matrix_running", "spike_matrix_shift", "hybrid",
+                      "spike_matrix", "spike_matrix_running", "spike_matrix_shift",
+                      "spike_matrix_decay", "spike_matrix_decay_shift", "hybrid",
                       "hybrid_relu", "hybrid_shift", "softmax_shift")
 
 

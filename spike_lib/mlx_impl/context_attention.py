@@ -150,17 +150,30 @@ class SpikeMatrixAttention(_Base):
     """
 
     def __init__(self, n_embd, n_head, rng, neuron=None, shift=False, bias=True,
-                 form="quadratic", power=1):
+                 form="quadratic", power=1, decay=False):
         super().__init__(n_embd, n_head, rng, neuron, shift, bias)
         if form not in ("quadratic", "running"):
             raise ValueError(f"form={form!r} is invalid: choose 'quadratic' or 'running'")
-        if form == "running" and power != 1:
-            raise ValueError("power > 1 has no running K^T V form: use form='quadratic'")
-        self.form, self.power = form, power
+        if form == "running" and (power != 1 or decay):
+            raise ValueError("power > 1 and decay have no running form here (the carried "
+                             "generation has the decaying one): use form='quadratic'")
+        self.form, self.power, self.decay = form, power, bool(decay)
         for name in ("q", "k", "v"):
             setattr(self, f"{name}_lif", self._neuron("qkv"))
         self.attn_lif = self._neuron("attn")
         self.floor = 1.0 / getattr(self.q_lif, "levels", 1) ** 2  # max(floor, sum A)
+        if self.decay:
+            from spike_lib.numpy_impl.context_attention import decay_init
+            self.decay_logit = mx.array(decay_init(n_head))
+
+    def score_mask(self, n_tok):
+        """(H, L, L) lambda_h^(l - j) [j <= l] with decay, else the causal mask (L, L)."""
+        if not self.decay:
+            return causal_mask(n_tok)
+        log_lam = -nn.softplus(-self.decay_logit)  # log sigmoid(w), (H,)
+        pos = np.arange(n_tok)
+        dist = mx.array(np.maximum(pos[:, None] - pos[None, :], 0).astype(np.float32))
+        return mx.exp(log_lam[:, None, None] * dist) * causal_mask(n_tok)
 
     def mix(self, q, k, v):
         """sum_j A[l, j] V[j] / max(1, sum_j A[l, j]) for heads (..., H, L, hd)."""
@@ -169,9 +182,10 @@ class SpikeMatrixAttention(_Base):
             num = (q[..., :, None, :] @ s)[..., 0, :]  # (..., L, hd)
             den = (q * mx.cumsum(k, axis=-2)).sum(axis=-1, keepdims=True)
             return num / mx.maximum(den, self.floor)
-        a = (q @ mx.swapaxes(k, -1, -2)) * causal_mask(q.shape[-2])  # (..., L, L)
+        a = q @ mx.swapaxes(k, -1, -2)  # (..., H, L, L)
         if self.power != 1:
             a = a**self.power
+        a = a * self.score_mask(q.shape[-2])
         return (a @ v) / mx.maximum(a.sum(axis=-1, keepdims=True), self.floor)
 
     def __call__(self, x, mask=None):
@@ -248,6 +262,8 @@ NAMES = {
     "spike_matrix": (SpikeMatrixAttention, {}),
     "spike_matrix_running": (SpikeMatrixAttention, {"form": "running"}),
     "spike_matrix_shift": (SpikeMatrixAttention, {"shift": True}),
+    "spike_matrix_decay": (SpikeMatrixAttention, {"decay": True}),
+    "spike_matrix_decay_shift": (SpikeMatrixAttention, {"shift": True, "decay": True}),
     "hybrid": (HybridAttention, {}),
     "hybrid_relu": (HybridAttention, {"score": "relu"}),
     "hybrid_shift": (HybridAttention, {"shift": True}),

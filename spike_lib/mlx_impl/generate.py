@@ -113,15 +113,17 @@ def _decay_mean(attn, st, kv):
     return mx.concatenate(out, axis=-2)
 
 
-def _matrix_mix(st, q, k, v, floor=1.0):
+def _matrix_mix(st, q, k, v, floor=1.0, lam=None):
     """Q[l] S[l] / max(floor, Q[l] . z[l]) from the running S = sum K^T V, z = sum K (heads);
-    floor = SpikeMatrixAttention.floor (1, or 1 / D^2 for spikes of D + 1 levels)."""
+    floor = SpikeMatrixAttention.floor (1, or 1 / D^2 for spikes of D + 1 levels).
+    lam (H,): the decaying state S = lam S + K^T V, z = lam z + K."""
     s_state = st.get("S", mx.zeros((*q.shape[:-2], q.shape[-1], q.shape[-1]), dtype=q.dtype))
     z = st.get("z", mx.zeros((*q.shape[:-2], 1, q.shape[-1]), dtype=q.dtype))
     nums, dens = [], []
+    lam = 1.0 if lam is None else lam[:, None, None]  # (H, 1, 1)
     for i in range(q.shape[-2]):
-        s_state = s_state + k[..., i, :, None] * v[..., i, None, :]
-        z = z + k[..., i:i + 1, :]
+        s_state = lam * s_state + k[..., i, :, None] * v[..., i, None, :]
+        z = lam * z + k[..., i:i + 1, :]
         qi = q[..., i:i + 1, :]
         nums.append(qi @ s_state)
         dens.append((qi * z).sum(axis=-1, keepdims=True))
@@ -155,7 +157,9 @@ def attention_step(attn, x, st, pos):
         q, k, v = (split_heads(_spikes(attn, n, xi), attn.n_head)
                    for n, xi in (("q", xq), ("k", xk), ("v", xv)))  # (T, B, H, n, hd)
         if attn.power == 1:
-            r = _matrix_mix(st, q, k, v, attn.floor)
+            lam = (mx.exp(-nn.softplus(-attn.decay_logit))
+                   if getattr(attn, "decay", False) else None)  # sigmoid(w), (H,)
+            r = _matrix_mix(st, q, k, v, attn.floor, lam)
         else:
             k, v = _cached(st, k, v)
             a = ((q @ mx.swapaxes(k, -1, -2)) * _allowed(q.shape[-2], k.shape[-2])) ** attn.power

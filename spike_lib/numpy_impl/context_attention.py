@@ -7,6 +7,7 @@ a token after l); selected by name through Config.attention:
     sdsa_decay, sdsa_decay_shift      DecaySDSA: over a per-channel decaying mean
     spike_matrix, spike_matrix_shift  SpikeMatrixAttention: normalised (Q K^T masked) V on spikes
     spike_matrix_running              the same numbers from the running state K^T V
+    spike_matrix_decay(_shift)        the scores decay with distance, a learned leak per head
     hybrid, hybrid_relu, hybrid_shift HybridAttention: real scores, spiking V and output
     softmax_shift                     ShiftSoftmaxAttention: real softmax attention with shift
 "_shift" adds the token shift (the previous token's input mixed into K and V).
@@ -42,6 +43,13 @@ def token_shift_backward(dout):
 def causal_mask(n_tok, dtype=np.float32):
     """(L, L) float mask: M[l, j] = 1 if j <= l else 0."""
     return np.tril(np.ones((n_tok, n_tok), dtype))
+
+
+def decay_init(n_head):
+    """decay_logit at start: lambda_h = 1 - 2^-e, e spread 3 ... 8 over the heads (8 for one)."""
+    e = np.linspace(3.0, 8.0, n_head) if n_head > 1 else np.array([8.0])
+    lam = 1.0 - 2.0**-e
+    return np.log(lam / (1 - lam)).astype(np.float32)
 
 
 def _default_neuron(kind):
@@ -235,6 +243,13 @@ class SpikeMatrixAttention(_Base):
     running form loops over positions with one d x d state; its backward runs the loop in
     reverse and recovers each earlier state by subtracting K[l]^T V[l].
     power p > 1 sharpens the lookup: A = (Q . K)^p (a real multiplication per score).
+    decay=True lets the scores leak with distance, one learned rate per head (RetNet's decay,
+    a membrane leak applied to the state S over tokens instead of over timesteps):
+        A[l, j] = (Q[l] . K[j]) lambda_h^(l - j) [j <= l],   lambda_h = sigmoid(w_h)
+    w is decay_logit (H,), lambda starting spread over the heads, 1 - 2^-3 ... 1 - 2^-8 (half-
+    lives of 5 to 177 tokens). In the running form the state leaks, S[l] = lambda S[l-1] +
+    K[l]^T V[l], z[l] = lambda z[l-1] + K[l]: one real multiplication per state entry and token.
+    Backward: d log(lambda_h) = sum dA A (l - j), dw = d log(lambda) sigmoid(-w).
     max(1, s) passes its gradient to s only where s > 1 (as mx.maximum does at s = 1).
     With spikes of D + 1 levels (Config.spike_levels = D) a score can be any multiple of
     1 / D^2, so the floor is the smallest non-zero score, 1 / D^2 (self.floor): the output is
@@ -242,17 +257,31 @@ class SpikeMatrixAttention(_Base):
     """
 
     def __init__(self, n_embd, n_head, rng, neuron=None, shift=False, bias=True,
-                 form="quadratic", power=1):
+                 form="quadratic", power=1, decay=False):
         super().__init__(n_embd, n_head, rng, neuron, shift, bias)
         if form not in ("quadratic", "running"):
             raise ValueError(f"form={form!r} is invalid: choose 'quadratic' or 'running'")
-        if form == "running" and power != 1:
-            raise ValueError("power > 1 has no running K^T V form: use form='quadratic'")
-        self.form, self.power = form, power
+        if form == "running" and (power != 1 or decay):
+            raise ValueError("power > 1 and decay have no running form here (the carried "
+                             "generation has the decaying one): use form='quadratic'")
+        self.form, self.power, self.decay = form, power, bool(decay)
         for name in ("q", "k", "v"):
             self.add_module(f"{name}_lif", self._neuron("qkv"))
         self.add_module("attn_lif", self._neuron("attn"))
         self.floor = 1.0 / getattr(self.modules["q_lif"], "levels", 1) ** 2  # max(floor, sum A)
+        if self.decay:
+            self.add_param("decay_logit", decay_init(n_head))
+
+    def score_mask(self, n_tok, dtype=np.float32):
+        """(H, L, L) factors of the scores: lambda_h^(l - j) [j <= l] with decay (and the
+        distances l - j), else the causal mask (1, L, L) and None."""
+        if not self.decay:
+            return causal_mask(n_tok, dtype)[None], None
+        w = self.params["decay_logit"]
+        log_lam = -np.logaddexp(0.0, -w)  # log sigmoid(w), (H,)
+        pos = np.arange(n_tok)
+        dist = np.maximum(pos[:, None] - pos[None, :], 0).astype(w.dtype)
+        return np.exp(log_lam[:, None, None] * dist) * causal_mask(n_tok, w.dtype), dist
 
     def mix(self, q, k, v):
         """sum_j A[l, j] V[j] / max(1, sum_j A[l, j]) for heads (..., H, L, hd)."""
@@ -266,8 +295,9 @@ class SpikeMatrixAttention(_Base):
                 num[..., j, :] = np.einsum("...i,...ij->...j", q[..., j, :], state)
             self.mix_cache = (q, k, v, z, den, state)
         else:
-            a0 = (q @ np.swapaxes(k, -1, -2)) * causal_mask(q.shape[-2], q.dtype)  # (..., L, L)
-            a = a0**self.power if self.power != 1 else a0
+            m, self.dist = self.score_mask(q.shape[-2], q.dtype)  # (H or 1, L, L)
+            a0 = q @ np.swapaxes(k, -1, -2)  # (..., H, L, L)
+            a = (a0**self.power if self.power != 1 else a0) * m
             num = a @ v
             den = a.sum(axis=-1, keepdims=True)
             self.mix_cache = (q, k, v, a0, a, den)
@@ -283,9 +313,14 @@ class SpikeMatrixAttention(_Base):
         if self.form == "quadratic":
             q, k, v, a0, a, _ = self.mix_cache
             da = dnum @ np.swapaxes(v, -1, -2) + dden  # (..., L, L)
+            if self.decay:
+                dlog = (da * a).reshape(-1, *a.shape[-3:]).sum(axis=0)  # (H, L, L)
+                dlog = (dlog * self.dist).sum(axis=(1, 2))
+                logit = self.params["decay_logit"]
+                self.grads["decay_logit"] += dlog * (0.5 - 0.5 * np.tanh(0.5 * logit))
+            da = da * self.score_mask(q.shape[-2], q.dtype)[0]
             if self.power != 1:
                 da = da * self.power * a0 ** (self.power - 1)
-            da = da * causal_mask(q.shape[-2], q.dtype)
             return da @ k, np.swapaxes(da, -1, -2) @ q, np.swapaxes(a, -1, -2) @ dnum
         q, k, v, z, _, state = self.mix_cache
         dq = dden * z
@@ -420,6 +455,8 @@ NAMES = {
     "spike_matrix": (SpikeMatrixAttention, {}),
     "spike_matrix_running": (SpikeMatrixAttention, {"form": "running"}),
     "spike_matrix_shift": (SpikeMatrixAttention, {"shift": True}),
+    "spike_matrix_decay": (SpikeMatrixAttention, {"decay": True}),
+    "spike_matrix_decay_shift": (SpikeMatrixAttention, {"shift": True, "decay": True}),
     "hybrid": (HybridAttention, {}),
     "hybrid_relu": (HybridAttention, {"score": "relu"}),
     "hybrid_shift": (HybridAttention, {"shift": True}),

@@ -10,7 +10,8 @@ context for every new token. Here `step(model, idx, state)` runs only the new to
     sdsa_mean, sdsa_shift  the running sum and the count                    (T, B, 1, D)
     sdsa_decay(_shift)     sum lambda^(l-j) K[j] V[j] and sum lambda^(l-j)  (T, B, 1, D), float64
     spike_matrix*          S = sum K[j]^T V[j] and z = sum K[j]             (T, B, H, hd, hd)
-                           (power 1: the same integer sums as the L x L form, at any position)
+                           (power 1: the same integer sums as the L x L form, at any position;
+                           spike_matrix_decay*: S = lambda S + K^T V, z = lambda z + K, float64)
     softmax, hybrid*, softmax_shift   a key/value cache                     (T, B, H, L, hd)
   and, with token shift ("_shift"), the previous token's attention input (T, B, 1, D).
 Beyond block_size a running-state model carries on: positions >= block_size reuse the last
@@ -140,15 +141,18 @@ def _decay_mean(attn, st, kv):
     return m
 
 
-def _matrix_mix(st, q, k, v, floor=1.0):
+def _matrix_mix(st, q, k, v, floor=1.0, lam=None):
     """Q[l] S[l] / max(floor, Q[l] . z[l]) from the running S = sum K^T V, z = sum K (heads);
-    floor = SpikeMatrixAttention.floor (1, or 1 / D^2 for spikes of D + 1 levels)."""
-    s_state = st.get("S", np.zeros(q.shape[:-2] + (q.shape[-1],) * 2, q.dtype))
-    z = st.get("z", np.zeros(q.shape[:-2] + (1, q.shape[-1]), q.dtype))
+    floor = SpikeMatrixAttention.floor (1, or 1 / D^2 for spikes of D + 1 levels).
+    lam (H,): the decaying state S = lam S + K^T V, z = lam z + K, kept in float64."""
+    dt = q.dtype if lam is None else np.float64
+    s_state = st.get("S", np.zeros(q.shape[:-2] + (q.shape[-1],) * 2, dt))
+    z = st.get("z", np.zeros(q.shape[:-2] + (1, q.shape[-1]), dt))
     num, den = np.empty_like(q), np.empty(q.shape[:-1] + (1,), q.dtype)
+    lam = 1.0 if lam is None else lam.astype(np.float64)[:, None, None]  # (H, 1, 1)
     for i in range(q.shape[-2]):
-        s_state = s_state + k[..., i, :, None] * v[..., i, None, :]
-        z = z + k[..., i:i + 1, :]
+        s_state = lam * s_state + k[..., i, :, None] * v[..., i, None, :]
+        z = lam * z + k[..., i:i + 1, :]
         qi = q[..., i:i + 1, :]
         num[..., i:i + 1, :] = qi @ s_state
         den[..., i:i + 1, :] = (qi * z).sum(axis=-1, keepdims=True)
@@ -188,7 +192,9 @@ def attention_step(attn, x, st, pos, fires=False):
         q, k, v = (split_heads(attn._spikes(n, xi), attn.n_head)
                    for n, xi in (("q", xq), ("k", xk), ("v", xv)))  # (T, B, H, n, hd)
         if attn.power == 1:
-            r = _matrix_mix(st, q, k, v, attn.floor)
+            lam = (np.exp(-np.logaddexp(0.0, -attn.params["decay_logit"]))
+                   if getattr(attn, "decay", False) else None)  # sigmoid(w), (H,)
+            r = _matrix_mix(st, q, k, v, attn.floor, lam)
         else:  # (Q . K)^p has no running form: a key/value cache
             k, v = _cached(st, k, v)
             a = ((q @ np.swapaxes(k, -1, -2)) * _allowed(q.shape[-2], k.shape[-2])) ** attn.power
