@@ -1,17 +1,20 @@
 """Stage 2 of data/checkpoints/book-qa: a span model fine-tuned on template + varied records.
 
 nice -n 10 .venv/bin/python scripts/train_span_varied.py NAME START LR STEPS [BATCH] [EVAL_EVERY]
-    [VARIED_FRAC] [SEED] [N_CONTEXTS] [RICH] [WINDOWS] [HARD] [QHEAD]
+    [VARIED_FRAC] [SEED] [N_CONTEXTS] [RICH] [WINDOWS] [HARD] [QHEAD] [EXTRA] [REPEAT]
 The varied records (spike_lib.data.qa_varied, N_CONTEXTS contexts per training article, the
 paraphrase test articles left out; RICH=1: varied_records(rich=True); WINDOWS=1: a long
 context's example is the window that holds its answer, not skipped; HARD=1: hard=True, a
 same-type decoy about another article for every asked fact and more question phrasings; QHEAD=1:
-a fresh head that also reads the question, SpanHead(question=True)) make
+a fresh head that also reads the question, SpanHead(question=True); EXTRA: a QA file of
+hand-written training questions, e.g. data/qa/paraphrase_train.jsonl, added REPEAT times to the
+varied records ("-": none)) make
 VARIED_FRAC of the mix, template training examples the rest; batches visit the mix by epochs
 (spike_lib.train.span_qa.finetune_span, MLX, Adam).
 START: a QA folder (continue its model and head) or a base checkpoint (fresh head, full).
-Validation every EVAL_EVERY steps on template val (200, seed 0) and data/qa/paraphrase_val.jsonl;
-the best step (paraphrase-val EM, template-val EM >= 80) is saved to runs/qa/NAME/best.
+Validation every EVAL_EVERY steps on template val (200, seed 0), data/qa/paraphrase_val.jsonl
+and data/qa/paraphrase_val2.jsonl; the best step (EM over both paraphrase val files, 158
+questions, template-val EM >= 80) is saved to runs/qa/NAME/best.
 Shipped: START = the stage-1 folder (the finetune command in book-qa/qa.json), see its README.
 """
 import json, sys, time
@@ -32,6 +35,8 @@ rich = bool(int(sys.argv[10])) if len(sys.argv) > 10 else False
 windows = bool(int(sys.argv[11])) if len(sys.argv) > 11 else False
 hard = bool(int(sys.argv[12])) if len(sys.argv) > 12 else False
 qhead = bool(int(sys.argv[13])) if len(sys.argv) > 13 else False
+extra = sys.argv[14] if len(sys.argv) > 14 and sys.argv[14] != "-" else None
+repeat = int(sys.argv[15]) if len(sys.argv) > 15 else 1
 out = Path("runs") / "qa" / name; out.mkdir(parents=True, exist_ok=True)
 if span_qa.is_qa_folder(start):
     model, tok, info = span_qa.load_qa_model(start, "mlx")
@@ -46,6 +51,8 @@ train = load_qa(QA_DIR / "train.jsonl")
 test_articles = sorted({r["article"] for r in load_qa(QA_DIR / "paraphrase.jsonl")})
 varied = varied_records(train, n_contexts=n_contexts, seed=0, exclude=test_articles, rich=rich,
                         hard=hard)
+if extra:
+    varied = varied + load_qa(Path(extra)) * repeat
 vex, vcounts = span_qa.encode_span_examples(tok, varied, model.cfg.block_size, windows)
 tex, tcounts = span_qa.encode_span_examples(tok, train, model.cfg.block_size, windows)
 n_t = int(len(vex) * (1 - frac) / frac) if frac < 1 else 0
@@ -53,24 +60,29 @@ rng = np.random.default_rng(seed)
 mix = vex + [tex[i] for i in rng.choice(len(tex), min(n_t, len(tex)), replace=False)]
 val_t = test_sample(load_qa(QA_DIR / "val.jsonl"), 200)
 val_p = load_qa(QA_DIR / "paraphrase_val.jsonl")
+val_p2 = load_qa(QA_DIR / "paraphrase_val2.jsonl")
 logf = open(out / "log.jsonl", "a")
 def log(rec):
     logf.write(json.dumps(rec) + "\n"); logf.flush(); print(json.dumps(rec), flush=True)
 log({"name": name, "start": str(start), "lr": lr, "steps": steps, "batch": batch, "frac": frac,
-     "seed": seed, "n_contexts": n_contexts, "rich": rich, "windows": windows, "hard": hard, "qhead": qhead, "varied": vcounts, "template_in_mix": min(n_t, len(tex)), "mix": len(mix),
+     "seed": seed, "n_contexts": n_contexts, "rich": rich, "windows": windows, "hard": hard, "qhead": qhead, "extra": extra, "repeat": repeat, "varied": vcounts, "template_in_mix": min(n_t, len(tex)), "mix": len(mix),
      "excluded_articles": test_articles, "argv": sys.argv})
 best = {"key": None}
 def both(step, train_rec=None):
     model.train(False)
     rt = span_qa.evaluate_span(model, tok, val_t)
     rp = span_qa.evaluate_span(model, tok, val_p)
+    rp2 = span_qa.evaluate_span(model, tok, val_p2)
     model.train(True)
+    both_em = (rp["exact_match"] * len(val_p) + rp2["exact_match"] * len(val_p2)) / (
+        len(val_p) + len(val_p2))
     pt = score(rp["predictions"], val_p)["per_type"]
     rec = {"step": step, "val_em": rt["exact_match"], "val_f1": rt["f1"], "val_loss": rt["answer_loss"],
            "pval_em": rp["exact_match"], "pval_f1": rp["f1"], "pval_loss": rp["answer_loss"],
+           "pval2_em": rp2["exact_match"], "pval2_f1": rp2["f1"], "pvals_em": both_em,
            "firing_rate": rt["firing_rate"], "pval_per_type": {k: v["exact_match"] for k, v in pt.items()}}
     log(rec)
-    key = (rt["exact_match"] >= 80, rp["exact_match"], rt["exact_match"])
+    key = (rt["exact_match"] >= 80, both_em, rt["exact_match"])
     if best["key"] is None or key > best["key"]:
         best["key"] = key
         span_qa.save_qa_model(out / "best", model, tok, base_folder, "span", "full",
