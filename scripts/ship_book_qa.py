@@ -32,6 +32,7 @@ def question_sets() -> dict:
     return {"test (all 513)": test, "test sample (200)": test_sample(test, 200),
             "val sample (200)": test_sample(load_qa(QA_DIR / "val.jsonl"), 200),
             "paraphrase val": load_qa(QA_DIR / "paraphrase_val.jsonl"),
+            "paraphrase val2": load_qa(QA_DIR / "paraphrase_val2.jsonl"),
             "paraphrase test": load_qa(QA_DIR / "paraphrase.jsonl")}
 
 
@@ -70,7 +71,10 @@ def ship(dest, folder, stage1=None) -> Path:
         qa.update(varied=first.get("varied"), varied_frac=first.get("frac"),
                   rich=first.get("rich", False), n_contexts=first.get("n_contexts"),
                   windows=first.get("windows", False), mix=first.get("mix"),
-                  excluded_articles=first.get("excluded_articles"))
+                  excluded_articles=first.get("excluded_articles"), extra=first.get("extra"),
+                  extra_repeat=first.get("repeat"),
+                  selected_on="paraphrase_val + paraphrase_val2" if any(
+                      "pval2_em" in r for r in log2) else "paraphrase_val")
         qa["epochs"] = qa["steps"] * qa["batch_size"] / first["mix"]
         qa["best_epochs"] = qa["best_step"] * qa["batch_size"] / first["mix"]
     if two:
@@ -109,11 +113,15 @@ def readme(name, qa) -> str:
         lines[-1] = lines[-1].replace(
             "on the template records (data/qa/train.jsonl)",
             f"on a mix of {qa['mix']:,} records: varied retellings of the template facts "
-            f"(spike_lib.data.qa_varied, {100 * qa['varied_frac']:.0f} %) and template records "
-            "(data/qa/train.jsonl)")
+            f"(spike_lib.data.qa_varied, {100 * qa['varied_frac']:.0f} %"
+            + (f", with the hand-written questions of {qa['extra']} {qa['extra_repeat']} times"
+               if qa.get("extra") else "") + ") and template records (data/qa/train.jsonl)")
         lines[-1] += (f", {qa['steps']} steps of {qa['batch_size']} ({qa['epochs']:.2f} epochs), "
                       f"shipped at its step {qa['best_step']} ({qa['best_epochs']:.2f} epochs), "
-                      "the best paraphrase-validation exact match with template validation >= 80 %:"
+                      + ("the best exact match over both paraphrase validation sets (158 questions)"
+                         if qa.get("selected_on", "").endswith("val2") else
+                         "the best paraphrase-validation exact match")
+                      + " with template validation >= 80 %:"
                       f"\n\n    {qa['command']}\n")
     elif qa["stages"] == 2:
         lines[-1] += (f" in stage 1, then on template + varied records (spike_lib.data.qa_varied)"
