@@ -3,16 +3,19 @@
 Usage (from the repository root):
 
     python scripts/score_val2.py --out data/qa/val2_scores.json \
-        --run s10-qhead=data/checkpoints/book-qa \
-        --run s11-qhead-s1=/work/runs/code/54391ff/runs/qa/s11-qhead-s1/best
+        --run s11-qhead-s1=/work/runs/code/54391ff/runs/qa/s11-qhead-s1/best \
+        --run s13-ptrain=data/checkpoints/book-qa --chose s13-ptrain=pval,pval2
 
 data/qa/paraphrase_val2.jsonl (115 questions over 29 hand-written passages) was written after
-the runs were chosen, so no choice was made on it: it measures how much of a run's score on the
-43 questions of paraphrase_val.jsonl was the choice. Each folder is scored with `qa-eval`
+the runs of chapter 9c.1 were chosen, so it chose none of them: it measures how much of a run's
+score on the 43 questions of paraphrase_val.jsonl was the choice (a later run chosen on it too,
+s13-ptrain, is marked with --chose). Each folder is scored with `qa-eval`
 (exact match, F1, per question type) on paraphrase_val, on paraphrase_val2, and on the two
 halves of paraphrase_val2: passages about articles of the template val split (never trained
 on) and of the train split (whose template facts the model was fine-tuned on). Runs already in
---out are kept unless given again; the file is written after each run.
+--out are kept unless given again; the file is written after each run, and "commands" keeps
+every command that wrote it. --chose NAME=pval,pval2 records which of these sets chose the run's
+step (a score on a set that chose is optimistic); --note NAME=TEXT adds a note to a run.
 """
 
 import argparse
@@ -47,24 +50,43 @@ def score(folder: str, qa_file: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def annotate(data: dict, chose: list, notes: list) -> None:
+    """Record --chose and --note on the runs they name (scored now or earlier)."""
+    for name, sets in chose:
+        if name in data["runs"]:
+            data["runs"][name]["chose"] = sets.split(",")
+    for name, text in notes:
+        if name in data["runs"]:
+            data["runs"][name]["note"] = text
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", action="append", required=True, metavar="NAME=FOLDER")
+    ap.add_argument("--chose", action="append", default=[], metavar="NAME=SETS",
+                    help="the sets (comma-separated: pval, pval2) that chose NAME's step")
+    ap.add_argument("--note", action="append", default=[], metavar="NAME=TEXT")
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
-    runs = [r.split("=", 1) for r in args.run]
-    if any(len(r) != 2 for r in runs):
-        ap.error("--run takes NAME=FOLDER")
+    runs, chose, notes = ([r.split("=", 1) for r in opt] for opt in (args.run, args.chose, args.note))
+    if any(len(r) != 2 for r in runs + chose + notes):
+        ap.error("--run, --chose and --note take NAME=VALUE")
     data = json.loads(args.out.read_text()) if args.out.exists() else {"runs": {}}
+    earlier = data.get("commands", [data["command"]] if "command" in data else [])
     data["command"] = " ".join(["python scripts/score_val2.py", *(f"--run {r}" for r in args.run),
-                                f"--out {args.out}"])
+                                *(f"--chose {c}" for c in args.chose),
+                                *(f"--note '{n}'" for n in args.note), f"--out {args.out}"])
+    data["commands"] = [*earlier, data["command"]]
     with tempfile.TemporaryDirectory() as tmp:
         files = halves(Path(tmp))
         for name, folder in runs:
             data["runs"][name] = {"folder": folder, **{label: score(folder, f) for label, f in files.items()}}
+            annotate(data, chose, notes)
             write_json(args.out, data, newline=True)
             r = data["runs"][name]
             print(name, {k: round(r[k]["exact_match"], 1) for k in files}, flush=True)
+    annotate(data, chose, notes)
+    write_json(args.out, data, newline=True)
 
 
 if __name__ == "__main__":
