@@ -8,8 +8,8 @@ Usage (from the repository root):
 A checkpoint is a folder written by `spike_lib train` (config.json, meta.json, weights.npz). Kept
 per checkpoint: its step, the attention, and lambda = sigmoid(decay_logit) of every block's
 attention (a list per layer, one rate per head), with the half-lives ln 2 / -ln lambda in tokens.
-"init" holds the rates every such model starts from (spike_lib.numpy_impl.context_attention.
-decay_init). Entries already in --out are kept unless given again.
+"init" holds the rates every such model starts from (spike_lib.core.neurons.decay_init).
+Entries already in --out are kept unless given again.
 """
 
 import argparse
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spike_lib.numpy_impl.context_attention import decay_init
+from spike_lib.core.neurons import decay_init
 
 
 def half_lives(lam):

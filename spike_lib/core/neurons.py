@@ -207,3 +207,12 @@ def latency_encode(x, num_steps):
     fires = x > 0
     out[(t_fire[fires],) + tuple(i[fires] for i in idx)] = 1.0
     return out
+
+
+def decay_init(n_head):
+    """The leak over tokens of SpikeMatrixAttention(decay=True) at start, as logits (float32,
+    (n_head,)): lambda_h = sigmoid(w_h) = 1 - 2^-e, e spread 3 ... 8 over the heads (8 for one
+    head), half-lives of 5 to 177 tokens (chapter 8e)."""
+    e = np.linspace(3.0, 8.0, n_head) if n_head > 1 else np.array([8.0])
+    lam = 1.0 - 2.0**-e
+    return np.log(lam / (1 - lam)).astype(np.float32)

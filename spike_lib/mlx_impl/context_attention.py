@@ -15,6 +15,7 @@ import mlx.core as mx
 import numpy as np
 from mlx import nn
 
+from spike_lib.core.neurons import decay_init
 from spike_lib.mlx_impl.attention import _check_heads, merge_heads, split_heads
 from spike_lib.mlx_impl.layers import Linear
 from spike_lib.mlx_impl.neurons import LIF
@@ -163,7 +164,6 @@ class SpikeMatrixAttention(_Base):
         self.attn_lif = self._neuron("attn")
         self.floor = 1.0 / getattr(self.q_lif, "levels", 1) ** 2  # max(floor, sum A)
         if self.decay:
-            from spike_lib.numpy_impl.context_attention import decay_init
             self.decay_logit = mx.array(decay_init(n_head))
 
     def score_mask(self, n_tok):

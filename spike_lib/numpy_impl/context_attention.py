@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from spike_lib.core.neurons import decay_init  # noqa: F401 (SpikeMatrixAttention's leak; re-exported)
 from spike_lib.numpy_impl.attention import NEG_INF, merge_heads, reverse_cumsum, split_heads
 from spike_lib.numpy_impl.layers import Linear, softmax
 from spike_lib.numpy_impl.module import Module
@@ -43,13 +44,6 @@ def token_shift_backward(dout):
 def causal_mask(n_tok, dtype=np.float32):
     """(L, L) float mask: M[l, j] = 1 if j <= l else 0."""
     return np.tril(np.ones((n_tok, n_tok), dtype))
-
-
-def decay_init(n_head):
-    """decay_logit at start: lambda_h = 1 - 2^-e, e spread 3 ... 8 over the heads (8 for one)."""
-    e = np.linspace(3.0, 8.0, n_head) if n_head > 1 else np.array([8.0])
-    lam = 1.0 - 2.0**-e
-    return np.log(lam / (1 - lam)).astype(np.float32)
 
 
 def _default_neuron(kind):
