@@ -103,6 +103,15 @@ class MeanSDSA(_Base):
         return self.out_proj(q * g)
 
 
+def leak_matrix(w, n_tok):
+    """W[c, l, j] = sigmoid(w_c)^(l - j) for j <= l, else 0, (C, L, L): a leak over tokens per
+    channel (DecaySDSA) or per head (SpikeMatrixAttention(decay=True)), as the NumPy port's."""
+    log_lam = -nn.softplus(-w)  # log sigmoid(w), (C,)
+    pos = np.arange(n_tok)
+    dist = mx.array(np.maximum(pos[:, None] - pos[None, :], 0).astype(np.float32))
+    return mx.exp(log_lam[:, None, None] * dist) * causal_mask(n_tok)
+
+
 class DecaySDSA(MeanSDSA):
     """SDSA over a per-channel decaying mean of K AND V (a leak over tokens):
 
@@ -120,10 +129,7 @@ class DecaySDSA(MeanSDSA):
 
     def decay_matrix(self, n_tok):
         """W[d, l, j] = lambda_d^(l - j) for j <= l, else 0; (D, L, L)."""
-        log_lam = -nn.softplus(-self.decay_logit)  # log sigmoid(w), (D,)
-        pos = np.arange(n_tok)
-        dist = mx.array(np.maximum(pos[:, None] - pos[None, :], 0).astype(np.float32))
-        return mx.exp(log_lam[:, None, None] * dist) * causal_mask(n_tok)
+        return leak_matrix(self.decay_logit, n_tok)
 
     def running(self, kv):
         *lead, n_tok, d = kv.shape
@@ -170,10 +176,7 @@ class SpikeMatrixAttention(_Base):
         """(H, L, L) lambda_h^(l - j) [j <= l] with decay, else the causal mask (L, L)."""
         if not self.decay:
             return causal_mask(n_tok)
-        log_lam = -nn.softplus(-self.decay_logit)  # log sigmoid(w), (H,)
-        pos = np.arange(n_tok)
-        dist = mx.array(np.maximum(pos[:, None] - pos[None, :], 0).astype(np.float32))
-        return mx.exp(log_lam[:, None, None] * dist) * causal_mask(n_tok)
+        return leak_matrix(self.decay_logit, n_tok)
 
     def mix(self, q, k, v):
         """sum_j A[l, j] V[j] / max(1, sum_j A[l, j]) for heads (..., H, L, hd)."""

@@ -46,6 +46,15 @@ def causal_mask(n_tok, dtype=np.float32):
     return np.tril(np.ones((n_tok, n_tok), dtype))
 
 
+def leak_matrix(w, n_tok):
+    """W[c, l, j] = sigmoid(w_c)^(l - j) for j <= l, else 0, (C, L, L), and the distances l - j:
+    a leak over tokens per channel (DecaySDSA) or per head (SpikeMatrixAttention(decay=True))."""
+    log_lam = -np.logaddexp(0.0, -w)  # log sigmoid(w), (C,)
+    pos = np.arange(n_tok)
+    dist = np.maximum(pos[:, None] - pos[None, :], 0).astype(w.dtype)
+    return np.exp(log_lam[:, None, None] * dist) * causal_mask(n_tok, w.dtype), dist
+
+
 def _default_neuron(kind):
     return LIF(beta=0.5, threshold=0.5 if kind == "attn" else 1.0)
 
@@ -194,11 +203,7 @@ class DecaySDSA(MeanSDSA):
 
     def decay_matrix(self, n_tok):
         """W[d, l, j] = lambda_d^(l - j) for j <= l, else 0; (D, L, L), and the distances l - j."""
-        w = self.params["decay_logit"]
-        log_lam = -np.logaddexp(0.0, -w)  # log sigmoid(w), (D,)
-        pos = np.arange(n_tok)
-        dist = np.maximum(pos[:, None] - pos[None, :], 0).astype(w.dtype)
-        return np.exp(log_lam[:, None, None] * dist) * causal_mask(n_tok, w.dtype), dist
+        return leak_matrix(self.params["decay_logit"], n_tok)
 
     def running(self, kv):
         n_tok, d = kv.shape[-2:]
@@ -271,11 +276,7 @@ class SpikeMatrixAttention(_Base):
         distances l - j), else the causal mask (1, L, L) and None."""
         if not self.decay:
             return causal_mask(n_tok, dtype)[None], None
-        w = self.params["decay_logit"]
-        log_lam = -np.logaddexp(0.0, -w)  # log sigmoid(w), (H,)
-        pos = np.arange(n_tok)
-        dist = np.maximum(pos[:, None] - pos[None, :], 0).astype(w.dtype)
-        return np.exp(log_lam[:, None, None] * dist) * causal_mask(n_tok, w.dtype), dist
+        return leak_matrix(self.params["decay_logit"], n_tok)
 
     def mix(self, q, k, v):
         """sum_j A[l, j] V[j] / max(1, sum_j A[l, j]) for heads (..., H, L, hd)."""
@@ -289,7 +290,8 @@ class SpikeMatrixAttention(_Base):
                 num[..., j, :] = np.einsum("...i,...ij->...j", q[..., j, :], state)
             self.mix_cache = (q, k, v, z, den, state)
         else:
-            m, self.dist = self.score_mask(q.shape[-2], q.dtype)  # (H or 1, L, L)
+            self.mask, self.dist = self.score_mask(q.shape[-2], q.dtype)  # (H or 1, L, L)
+            m = self.mask
             a0 = q @ np.swapaxes(k, -1, -2)  # (..., H, L, L)
             a = (a0**self.power if self.power != 1 else a0) * m
             num = a @ v
@@ -312,7 +314,7 @@ class SpikeMatrixAttention(_Base):
                 dlog = (dlog * self.dist).sum(axis=(1, 2))
                 logit = self.params["decay_logit"]
                 self.grads["decay_logit"] += dlog * (0.5 - 0.5 * np.tanh(0.5 * logit))
-            da = da * self.score_mask(q.shape[-2], q.dtype)[0]
+            da = da * self.mask
             if self.power != 1:
                 da = da * self.power * a0 ** (self.power - 1)
             return da @ k, np.swapaxes(da, -1, -2) @ q, np.swapaxes(a, -1, -2) @ dnum
