@@ -7,9 +7,10 @@ Usage (from the repository root):
 
 A run is a training folder (spike_lib train --out): its run.json (command options, model
 config) and log.jsonl. Kept per run: the evaluation rows (step, validation BPC on the mixed
-slice, learning rate), the median training tokens/s, and the options. The shipped folders
-(data/checkpoints/book, book-twin, book-softmax) hold their own log.jsonl, which chapter 8c reads
-from there; chapter 8d's runs, with book and book-twin for the gradient norm per evaluation
+slice, learning rate), the median training tokens/s, and the options. The 2500-step runs
+shipped as data/checkpoints/book, book-twin and book-softmax until session 14 are stored as
+book-2500, book-twin-2500 and book-softmax-2500 (their folders at commit 895b94d, extracted with
+`git show 895b94d:data/checkpoints/NAME/log.jsonl` and run.json); chapter 8d's runs, with book and book-twin for the gradient norm per evaluation
 (grad_norm_median, before clipping), are stored the same way in data/benchmarks/level_curves.json. Runs already in --out are
 kept unless given again.
 """
@@ -58,7 +59,8 @@ def main(argv=None) -> None:
             ap.error(f"--run {spec!r}: write NAME=FOLDER, e.g. book-5k=/work/runs/s9/book-5k")
         data["runs"][name] = curve(Path(folder))
     tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.write_text("{\"runs\": {\n" + ",\n".join(f"  {json.dumps(name)}: {json.dumps(run)}"  # a line per run
+                                                 for name, run in data["runs"].items()) + "\n}}\n")
     tmp.replace(out)
     print(json.dumps({n: {"steps": r["steps_logged"], "last_val_bpc": r["evals"][-1]["val_bpc"]}
                       for n, r in data["runs"].items()}))

@@ -54,6 +54,21 @@ def clean(cmd) -> str:
     return cmd.replace("/work/runs/qa/", "runs/qa/").replace("/work/main/", "")  # no machine paths
 
 
+def shipped_base(info) -> dict:
+    """A run started from a copy of the shipped book model (a snapshot folder with the same
+    config and weights) names data/checkpoints/book as its base, in the record and the command."""
+    from spike_lib.numpy_impl.lora import fingerprint
+    from spike_lib.train.bookmodel import shipped_path
+
+    book = shipped_path("book")
+    path = info["base"].get("path")
+    same = {k: info["base"][k] for k in ("config", "weights_sha256")} == fingerprint(book)
+    if path and Path(path) != book and same:
+        info = {**info, "base": {**info["base"], "path": str(book)},
+                "command": info["command"].replace(str(path), "data/checkpoints/book")}
+    return info
+
+
 def ship(dest, folder, stage1=None) -> Path:
     """folder: a finetune --out folder (one stage) or a train_span_varied run folder (its best/
     model and log.jsonl; stage1: the finetune folder it continued)."""
@@ -63,6 +78,7 @@ def ship(dest, folder, stage1=None) -> Path:
     best = folder / "best" if mixed else folder
     info = span_qa.read_qa_config(best)
     info["command"] = clean(info["command"])
+    info = shipped_base(info)
     sets = question_sets()
     qa = {**info, "scores": {"shipped": scores(best, sets)}, "stages": 2 if two else 1}
     log2 = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines() if x] if mixed else []

@@ -7,8 +7,8 @@ paraphrase test articles left out; RICH=1: varied_records(rich=True); WINDOWS=1:
 context's example is the window that holds its answer, not skipped; HARD=1: hard=True, a
 same-type decoy about another article for every asked fact and more question phrasings; QHEAD=1:
 a fresh head that also reads the question, SpanHead(question=True); EXTRA: a QA file of
-hand-written training questions, e.g. data/qa/paraphrase_train.jsonl, added REPEAT times to the
-varied records ("-": none)) make
+hand-written training questions, e.g. data/qa/paraphrase_train.jsonl, or several files joined by
+commas, in order, added REPEAT times to the varied records ("-": none)) make
 VARIED_FRAC of the mix, template training examples the rest; batches visit the mix by epochs
 (spike_lib.train.span_qa.finetune_span, MLX, Adam).
 START: a QA folder (continue its model and head) or a base checkpoint (fresh head, full).
@@ -52,7 +52,7 @@ test_articles = sorted({r["article"] for r in load_qa(QA_DIR / "paraphrase.jsonl
 varied = varied_records(train, n_contexts=n_contexts, seed=0, exclude=test_articles, rich=rich,
                         hard=hard)
 if extra:
-    varied = varied + load_qa(Path(extra)) * repeat
+    varied = varied + [r for f in extra.split(",") for r in load_qa(Path(f))] * repeat
 vex, vcounts = span_qa.encode_span_examples(tok, varied, model.cfg.block_size, windows)
 tex, tcounts = span_qa.encode_span_examples(tok, train, model.cfg.block_size, windows)
 n_t = int(len(vex) * (1 - frac) / frac) if frac < 1 else 0

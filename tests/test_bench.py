@@ -129,4 +129,4 @@ def test_speed_bench_fractions_use_the_higher_peak_and_name_every_row(monkeypatc
             assert r[f"{name}_model_flops_fraction"] == pytest.approx(1000.0 * per_token / 150.0)
         assert ("torch_train_tokens_per_s" in r) == (r["config"] != "shipped")
     shipped = out["rows"][2]
-    assert shipped["vocab_size"] == 2439 and shipped["attention"] == "spike_matrix_shift"
+    assert shipped["vocab_size"] == 2439 and shipped["attention"] == "spike_matrix_decay_shift"

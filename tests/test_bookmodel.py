@@ -131,14 +131,17 @@ def test_eval_command_reads_a_shipped_folder(shipped):
 
 
 def test_the_real_shipped_models_are_complete_and_agree_with_their_configs():
-    for name, spiking, attention in ((bookmodel.BOOK, True, "spike_matrix_shift"),
-                                     (bookmodel.TWIN, False, "spike_matrix_shift"),
-                                     ("book-softmax", False, "softmax_shift")):
+    # Config.book()'s 4,441,088, plus token shift's two mixing vectors of D = 256 per block, plus
+    # the leak's one rate per head and block (spike_matrix_decay_shift, chapter 8e)
+    for name, spiking, attention, levels, n_params in (
+            (bookmodel.BOOK, True, "spike_matrix_decay_shift", 4, 4_441_088 + 4 * (2 * 256 + 4)),
+            (bookmodel.TWIN, False, "spike_matrix_decay_shift", 1, 4_441_088 + 4 * (2 * 256 + 4)),
+            ("book-softmax", False, "softmax_shift", 1, 4_441_088 + 4 * 2 * 256)):
         s = bookmodel.run_summary(bookmodel.shipped_path(name))
         cfg = Config.from_dict(json.loads((bookmodel.shipped_path(name) / "config.json").read_text()))
-        assert cfg == Config.book(vocab_size=cfg.vocab_size, spiking=spiking, attention=attention)
-        # Config.book()'s 4,441,088 plus token shift's two mixing vectors of D = 256 per block
-        assert s["tokens_per_step"] == 16 * 128 and s["n_params"] == 4_441_088 + 4 * 2 * 256
+        assert cfg == Config.book(vocab_size=cfg.vocab_size, spiking=spiking, attention=attention,
+                                  spike_levels=levels)
+        assert s["tokens_per_step"] == 16 * 128 and s["n_params"] == n_params
 
 
 def test_source_texts_give_each_source_its_documents():

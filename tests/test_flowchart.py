@@ -4,6 +4,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from spike_lib.core.config import Config
+from spike_lib.numpy_impl.context_attention import NAMES as NUMPY_NAMES
 from spike_lib.ui.flowchart import config_to_design, count_params, design_to_config, draw_flowchart
 from spike_lib.numpy_impl.model import SpikeLLM
 
@@ -82,7 +83,7 @@ def test_extra_fields_clash_or_unknown():
 def test_plugin_attention_has_no_formula():
     cfg = Config.tiny()
     object.__setattr__(cfg, "attention", "mean_mixer")  # as if a plug-in were registered
-    with pytest.raises(ValueError, match="count_params knows sdsa and softmax.*num_params"):
+    with pytest.raises(ValueError, match="count_params knows the library.*mean_mixer.*num_params"):
         count_params(cfg)
 
 
@@ -149,3 +150,17 @@ def test_token_shift_attentions_add_two_vectors_per_block():
         cfg = Config.tiny(attention=attention)
         assert count_params(cfg) == SpikeLLM(cfg).num_params()
         assert count_params(cfg) - count_params(Config.tiny()) == 2 * cfg.n_embd * cfg.n_layer
+
+
+@pytest.mark.parametrize("attention", ["sdsa", "softmax", *sorted(NUMPY_NAMES)])
+def test_every_library_attention_has_its_formula(attention):
+    # Eq. 10.6 with the attention's own vectors and per-head numbers, at two widths and head counts
+    for d, h in ((16, 2), (32, 4)):
+        cfg = Config.tiny(n_layer=2, n_embd=d, n_head=h, d_ff=24, vocab_size=30, attention=attention)
+        assert count_params(cfg) == SpikeLLM(cfg).num_params()
+
+
+def test_the_leak_adds_one_number_per_head_and_block():
+    cfg = Config.tiny(attention="spike_matrix_decay_shift")
+    shift = Config.tiny(attention="spike_matrix_shift")
+    assert count_params(cfg) - count_params(shift) == cfg.n_head * cfg.n_layer

@@ -10,9 +10,9 @@ from spike_lib.train.bookmodel import BOOK, TWIN, load_book, shipped_path
 
 SOFTMAX = "book-softmax"
 MAX_WEIGHTS_MB = 25
-# name: (attention, spiking) - the book model and its two twins (chapter 8)
-SHIPPED = {BOOK: ("spike_matrix_shift", True), TWIN: ("spike_matrix_shift", False),
-           SOFTMAX: ("softmax_shift", False)}
+# name: (attention, spiking, spike_levels) - the book model and its two twins (chapters 8, 8e)
+SHIPPED = {BOOK: ("spike_matrix_decay_shift", True, 4), TWIN: ("spike_matrix_decay_shift", False, 1),
+           SOFTMAX: ("softmax_shift", False, 1)}
 
 
 def read_log(path):
@@ -21,10 +21,11 @@ def read_log(path):
 
 @pytest.mark.parametrize("name", list(SHIPPED))
 def test_shipped_model_is_the_book_preset_and_small_enough(name):
-    attention, spiking = SHIPPED[name]
+    attention, spiking, levels = SHIPPED[name]
     path = shipped_path(name)
     model, tok, meta = load_book(name)
-    assert model.cfg == Config.book(vocab_size=tok.vocab_size, spiking=spiking, attention=attention)
+    assert model.cfg == Config.book(vocab_size=tok.vocab_size, spiking=spiking, attention=attention,
+                                    spike_levels=levels)
     assert (path / "weights.npz").stat().st_size < MAX_WEIGHTS_MB * 2**20
     assert not (path / "optimizer.npz").exists()  # the optimizer state is not shipped
     run = json.loads((path / "run.json").read_text())
@@ -38,7 +39,7 @@ def test_the_twins_share_the_book_models_options():
     runs = {name: json.loads((shipped_path(name) / "run.json").read_text()) for name in SHIPPED}
     # steps: the schedule, which changed on resume; ckpt_every: how often a checkpoint is
     # written, which does not change the weights (resume is exact)
-    differ = {"attention", "spiking", "steps", "ckpt_every"}
+    differ = {"attention", "spiking", "steps", "ckpt_every", "set"}  # set: spike_levels=4
     for name in (TWIN, SOFTMAX):
         for key, value in runs[BOOK]["options"].items():
             if key not in differ:
@@ -78,6 +79,20 @@ def test_thin_log_keeps_every_evaluation_and_every_fifth_step():
     records[22]["val_bpc"] = 2.5  # step 23: an evaluation
     kept = [r["step"] for r in thin_log(records)]
     assert kept == list(range(1, 11)) + [15, 20, 23, 25, 30, 35, 37]
+
+
+def test_a_resumed_runs_log_keeps_the_records_after_the_checkpoint_once():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from ship_model import replayed
+
+    # killed at step 7 after a checkpoint at step 5, resumed from step 6: steps 6-7 logged twice
+    first = [{"step": s, "loss": 1.0} for s in range(1, 8)]
+    again = [{"step": s, "loss": 2.0} for s in range(6, 10)]
+    log = replayed(first + [{"note": "resumed"}] + again)
+    assert [r.get("step") for r in log] == [1, 2, 3, 4, 5, None, 6, 7, 8, 9]
+    assert [r["loss"] for r in log if r.get("step", 0) >= 6] == [2.0] * 4
 
 
 @pytest.mark.parametrize("name", list(SHIPPED))

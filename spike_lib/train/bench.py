@@ -219,7 +219,7 @@ SHIPPED = "shipped"  # speed: a third row, the shipped book model's own config (
 
 def bench_config(config):
     """The Config of a speed row: a preset's name, or SHIPPED (data/checkpoints/book's config:
-    its 2439-token vocabulary and spike_matrix_shift attention; the PyTorch script has neither)."""
+    its 2439-token vocabulary, its attention and spike levels; the PyTorch script has none of them)."""
     from spike_lib.core.config import Config
 
     if config == SHIPPED:

@@ -143,23 +143,32 @@ def config_to_design(cfg) -> list:
     return design
 
 
-SHIFT_VECTORS = {"sdsa": 0, "softmax": 0, "spike_matrix_shift": 2, "softmax_shift": 2}  # per block
+# per block: (vectors of width D, numbers per head) that an attention adds to the shared block
+ATTENTION_PARAMS = {"sdsa": (0, 0), "softmax": (0, 0), "softmax_shift": (2, 0), "spike_matrix": (0, 0),
+                    "spike_matrix_running": (0, 0), "spike_matrix_shift": (2, 0),
+                    "spike_matrix_decay": (0, 1), "spike_matrix_decay_shift": (2, 1),
+                    "hybrid": (0, 0), "hybrid_relu": (0, 0), "hybrid_shift": (2, 0),
+                    "sdsa_mean": (1, 0), "sdsa_decay": (2, 0), "sdsa_shift": (3, 0),
+                    "sdsa_decay_shift": (4, 0)}
+SHIFT_VECTORS = ATTENTION_PARAMS  # the attentions count_params knows (older name)
 
 
 def count_params(cfg) -> int:
     """Weights of SpikeLLM(cfg), by formula (Eq. 10.6 of chapter 10):
 
-        V D + L D + n_layer (4 (D^2 + D) + 4 D + 2 D d_ff + d_ff + D) + 2 D + (D V unless tied)
+        V D + L D + n_layer (4 (D^2 + D) + 4 D + 2 D d_ff + d_ff + D + a D + b H) + 2 D + (D V unless tied)
     (embeddings; per block Q, K, V, O with biases, two LayerNorms, the MLP; LN_f; readout),
-    plus 2 D per block for the token shift (mu_k, mu_v) of spike_matrix_shift and softmax_shift.
+    plus what the attention adds per block (ATTENTION_PARAMS: a vectors of width D, b numbers per
+    head H): the token shift's mu_k and mu_v (a = 2), a leak rate per head (b = 1, the
+    spike_matrix_decay attentions of chapter 8e), the SDSA variants' per-channel gates and leaks.
     """
-    shift = SHIFT_VECTORS
-    if cfg.attention not in shift:
-        raise ValueError(f"count_params knows sdsa and softmax (and spike_matrix_shift, "
-                         f"softmax_shift), not the plug-in {cfg.attention!r}: build the model "
-                         "and call num_params()")
+    if cfg.attention not in ATTENTION_PARAMS:
+        raise ValueError(f"count_params knows the library's attentions (sdsa, softmax, "
+                         f"spike_matrix_shift, ...), not the plug-in {cfg.attention!r}: build the "
+                         "model and call num_params()")
     v, d, f = cfg.vocab_size, cfg.n_embd, cfg.d_ff
-    block = 4 * (d * d + d) + 4 * d + 2 * d * f + f + d + shift[cfg.attention] * d
+    a, b = ATTENTION_PARAMS[cfg.attention]
+    block = 4 * (d * d + d) + 4 * d + 2 * d * f + f + d + a * d + b * cfg.n_head
     return v * d + cfg.block_size * d + cfg.n_layer * block + 2 * d + (0 if cfg.tie_weights
                                                                         else d * v)
 
@@ -210,7 +219,7 @@ def draw_flowchart(design, ax=None):
     ax.set_xlim(-0.2, len(stages) * (width + gap) - gap + 0.2)
     ax.set_ylim(-0.7, 1.8)
     ax.axis("off")
-    known = cfg.attention in SHIFT_VECTORS
+    known = cfg.attention in ATTENTION_PARAMS
     size = f"{count_params(cfg):,} parameters" if known else "plug-in attention"
     ax.set_title(f"SpikeLLM design: n_layer={cfg.n_layer}, {size} (output shape under each "
                  "stage)", fontsize=9)
@@ -257,7 +266,7 @@ def design_html(design) -> str:
             f"<br>{_html.escape(line)}<br><span style='color:#444'>{shapes.get(kind, '')}</span></div>")
     row = "<span style='font-size:1.3em'>&rarr;</span>".join(boxes)
     if error is None:
-        size = (f"{count_params(cfg):,} parameters" if cfg.attention in SHIFT_VECTORS
+        size = (f"{count_params(cfg):,} parameters" if cfg.attention in ATTENTION_PARAMS
                 else "plug-in attention")
         status = f"<span style='color:#070'>&#10003; valid: n_layer={cfg.n_layer}, {size}</span>"
     else:
@@ -328,7 +337,7 @@ class StageEditor:
             cfg = self.config()
         except ValueError as err:
             return str(err)
-        size = (f"{count_params(cfg):,} parameters" if cfg.attention in SHIFT_VECTORS
+        size = (f"{count_params(cfg):,} parameters" if cfg.attention in ATTENTION_PARAMS
                 else "plug-in attention")
         return f"valid: n_layer={cfg.n_layer}, {size}"
 
