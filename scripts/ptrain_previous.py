@@ -7,8 +7,12 @@ Usage (from the repository root):
     python scripts/ptrain_previous.py --folder /work/runs/s14/book-qa-s13 \
         --log /work/runs/code/16e9a7e/runs/qa/s13-ptrain/log.jsonl --out data/qa/ptrain_s13.json
 
+    python scripts/ptrain_previous.py --folder data/checkpoints/book-qa \
+        --log /work/runs/code/895b94d/runs/qa/s14-leak/log.jsonl --out data/qa/ptrain_s14.json
+
 (s10-qhead, replaced by s13-ptrain in session 13; s13-ptrain, replaced in session 14 by the same
-recipe on the leaking D = 4 book model.)
+recipe on the leaking D = 4 book model, s14-leak, itself replaced by s14-leak-p2, which adds
+data/qa/paraphrase_train2.jsonl; the third command ran on book-qa at commit a638e79.)
 
 FOLDER is the replaced data/checkpoints/book-qa (its qa.json holds the scores measured when it
 was shipped: template test, paraphrase val and the paraphrase test, scored once); LOG is that
