@@ -10,9 +10,10 @@ config) and log.jsonl. Kept per run: the evaluation rows (step, validation BPC o
 slice, learning rate), the median training tokens/s, and the options. The 2500-step runs
 shipped as data/checkpoints/book, book-twin and book-softmax until session 14 are stored as
 book-2500, book-twin-2500 and book-softmax-2500 (their folders at commit 895b94d, extracted with
-`git show 895b94d:data/checkpoints/NAME/log.jsonl` and run.json); chapter 8d's runs, with book and book-twin for the gradient norm per evaluation
-(grad_norm_median, before clipping), are stored the same way in data/benchmarks/level_curves.json. Runs already in --out are
-kept unless given again.
+`git show 895b94d:data/checkpoints/NAME/log.jsonl` and run.json); chapter 8d's runs, with book
+and book-twin for the gradient norm per evaluation (grad_norm_median, before clipping), are stored
+the same way in data/benchmarks/level_curves.json. Runs already in --out are kept unless given
+again.
 """
 
 import argparse

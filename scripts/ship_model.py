@@ -12,6 +12,7 @@ folder keeps them all.
 """
 
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -31,19 +32,6 @@ def thin_log(records, every=THIN_EVERY) -> list:
     last = len(records) - 1
     return [r for i, r in enumerate(records)
             if i == last or set(r) - plain or r.get("step", 0) <= 10 or r.get("step", 0) % every == 0]
-
-
-def replayed(records) -> list:
-    """The log as the weights saw it: a run killed after its last checkpoint and resumed logs the
-    steps after that checkpoint twice; the resumed records replace the earlier ones."""
-    kept, last = [], None
-    for r in records:
-        step = r.get("step")
-        if step is not None and last is not None and step <= last:
-            kept = [k for k in kept if k.get("step") is None or k["step"] < step]
-        last = step if step is not None else last
-        kept.append(r)
-    return kept
 
 
 def thin_shipped(folder) -> int:
@@ -70,9 +58,10 @@ def ship(run, dest) -> Path:
         for name in SHIPPED:
             shutil.copy2(ckpt / name, tmp / name)
         shutil.copy2(run / "run.json", tmp / "run.json")
-        # every 5th step, or every 10th, ... so that the log stays under 900 lines
-        every = THIN_EVERY * -(-(step or len(log)) // (THIN_EVERY * 900))
-        kept = thin_log([r for r in replayed(log) if step is None or r.get("step", 0) <= step], every)
+        # every 5th step, or every 10th, ... so that the log stays under 900 lines (train --resume
+        # has already cut the log back to its checkpoint, so no step is logged twice)
+        every = THIN_EVERY * math.ceil((step or len(log)) / (THIN_EVERY * 900))
+        kept = thin_log([r for r in log if step is None or r.get("step", 0) <= step], every)
         (tmp / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
         evals = [r for r in kept if "val_bpc" in r]
         last_eval = f"{evals[-1]['val_bpc']:.3f} at step {evals[-1]['step']}" if evals else "none yet"

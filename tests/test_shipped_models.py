@@ -81,20 +81,6 @@ def test_thin_log_keeps_every_evaluation_and_every_fifth_step():
     assert kept == list(range(1, 11)) + [15, 20, 23, 25, 30, 35, 37]
 
 
-def test_a_resumed_runs_log_keeps_the_records_after_the_checkpoint_once():
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from ship_model import replayed
-
-    # killed at step 7 after a checkpoint at step 5, resumed from step 6: steps 6-7 logged twice
-    first = [{"step": s, "loss": 1.0} for s in range(1, 8)]
-    again = [{"step": s, "loss": 2.0} for s in range(6, 10)]
-    log = replayed(first + [{"note": "resumed"}] + again)
-    assert [r.get("step") for r in log] == [1, 2, 3, 4, 5, None, 6, 7, 8, 9]
-    assert [r["loss"] for r in log if r.get("step", 0) >= 6] == [2.0] * 4
-
-
 @pytest.mark.parametrize("name", list(SHIPPED))
 def test_shipped_logs_are_thinned_below_the_line_limit(name):
     log = read_log(shipped_path(name))

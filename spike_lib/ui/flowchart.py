@@ -150,7 +150,6 @@ ATTENTION_PARAMS = {"sdsa": (0, 0), "softmax": (0, 0), "softmax_shift": (2, 0), 
                     "hybrid": (0, 0), "hybrid_relu": (0, 0), "hybrid_shift": (2, 0),
                     "sdsa_mean": (1, 0), "sdsa_decay": (2, 0), "sdsa_shift": (3, 0),
                     "sdsa_decay_shift": (4, 0)}
-SHIFT_VECTORS = ATTENTION_PARAMS  # the attentions count_params knows (older name)
 
 
 def count_params(cfg) -> int:
