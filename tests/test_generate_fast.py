@@ -29,6 +29,20 @@ def test_lif_steps_equals_the_lif_module():
     assert gf._plain(smooth) is None  # smooth mode: the module itself is called
 
 
+def test_lif_steps_with_spike_levels_hand_values_and_the_module():
+    # D = 4, threshold 1: levels 0.25, 0.5, 0.75, 1. u0 = 0.6 passes two: s0 = 0.5, v0 = 0.1;
+    # u1 = 0.5 * 0.1 + 0.3 = 0.35 passes one: s1 = 0.25 (reset zero: v0 = 0, u1 = 0.3: 0.25)
+    x = np.array([[0.6], [0.3]], np.float32)
+    np.testing.assert_array_equal(gf.lif_steps(x, (0.5, 1.0, "subtract", 4)), [[0.5], [0.25]])
+    np.testing.assert_array_equal(gf.lif_steps(x, (0.5, 1.0, "zero", 4)), [[0.5], [0.25]])
+    x = np.random.default_rng(0).normal(0.6, 1.0, (4, 3, 1, 16)).astype(np.float32)
+    for reset in ("subtract", "zero"):
+        for levels in (2, 4, 8):
+            lif = LIF(beta=0.7, threshold=0.9, reset=reset, levels=levels)
+            assert gf._plain(lif) == (0.7, 0.9, reset, levels)
+            np.testing.assert_array_equal(gf.lif_steps(x, gf._plain(lif)), lif(x))
+
+
 def test_spike_matmul_reads_only_the_spiked_rows_and_equals_the_dense_product():
     w = np.arange(12, dtype=np.float32).reshape(3, 4)  # rows [0..3], [4..7], [8..11]
     x = np.array([[1, 0, 1], [0, 0, 1]], np.float32)

@@ -11,7 +11,7 @@ build their plan here, from NumPy copies of the weights, so the two read the sam
   gives all three; on spikes both halves are sums of weight rows that the spikes select;
 - one LIF covers Q, K and V when the three neurons have the same (beta, threshold, reset).
 Which attentions fuse: SDSA, the running-mean SDSA (not the decaying one) and the matrix-state
-attention with power 1, and their subclasses (each port passes its own classes, which have the
+attention with power 1 (with or without its leak lambda), and their subclasses (each port passes its own classes, which have the
 same names). Any other attention keeps its module step.
 Taught in: notebooks/07b_speed_and_generation.ipynb
 """
@@ -22,10 +22,11 @@ KINDS = {"SDSA": "sdsa", "MeanSDSA": "mean", "SpikeMatrixAttention": "matrix"}
 
 
 def plain_lif(mod, lif_cls):
-    """(beta, threshold, reset) of a built-in spiking LIF (exactly lif_cls, not in smooth mode,
-    reset "subtract" or "zero"), else None: the caller then calls the module itself."""
+    """(beta, threshold, reset, levels) of a built-in spiking LIF (exactly lif_cls, not in smooth
+    mode, reset "subtract" or "zero"; levels = D, spikes j/D), else None: the caller then calls
+    the module itself."""
     if type(mod) is lif_cls and not mod.smooth and mod.reset in ("subtract", "zero"):
-        return (float(mod.beta), float(mod.threshold), mod.reset)
+        return (float(mod.beta), float(mod.threshold), mod.reset, int(getattr(mod, "levels", 1)))
     return None
 
 
@@ -38,8 +39,6 @@ def fused_kind(attn, classes):
         return None
     kind = next((k for n, k in KINDS.items() if isinstance(attn, classes[n])), None)
     if kind == "matrix" and getattr(attn, "power", 1) != 1:  # a key/value cache, not S and z
-        return None
-    if kind == "matrix" and getattr(attn, "decay", False):  # S and z decay: the module step
         return None
     return kind
 

@@ -27,6 +27,8 @@ from spike_lib.mlx_impl.neurons import LIF
 NEG_INF = -1e9
 
 
+FAST_PATH = True  # one-token steps through generate_fast; False: the general path (tests)
+
 def embed(model, ids):
     """A text embedding: the final hidden states h (L, D) averaged over tokens -> (D,) NumPy."""
     ids = np.asarray(ids).reshape(-1)
@@ -220,9 +222,9 @@ def step(model, idx, state=None):
     idx = model.check_idx(idx)
     pos, n = state["pos"], idx.shape[1]
     positions = mx.array(np.minimum(np.arange(pos, pos + n), cfg.block_size - 1))
-    # one sampled token: the fused path (spike_lib.mlx_impl.generate_fast), written for 0/1
-    # spikes; spikes j/D (spike_levels > 1) take the general path (_forward)
-    if n == 1 and pos > 0 and cfg.spike_levels == 1:
+    # one sampled token: the fused path (spike_lib.mlx_impl.generate_fast), for 0/1 spikes and
+    # spikes j/D alike
+    if n == 1 and pos > 0 and FAST_PATH:
         from spike_lib.mlx_impl import generate_fast
 
         if "plan" not in state:  # compiled once per model and weights (generate_fast.cached)

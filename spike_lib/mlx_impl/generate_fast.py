@@ -8,14 +8,16 @@ without Python in between. What is left is reading the weights (about 15 MB a to
 model), so a matmul whose input is spikes reads only the weight rows of the inputs that fired,
 as the NumPy path does; under mx.compile shapes are fixed, so that is a gather of a fixed number
 of rows (TokenFunction measures the spike counts and sets those capacities).
-Attentions other than SDSA, the running-mean SDSA and the matrix-state attention (power 1) keep
-their module step inside the same compiled function.
+Attentions other than SDSA, the running-mean SDSA and the matrix-state attention (power 1, with
+or without its leak) keep their module step inside the same compiled function. Spikes of D + 1
+levels take this path too (a gathered row is read for any non-zero spike j/D).
 Taught in: notebooks/07b_speed_and_generation.ipynb
 """
 
 import math
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 
@@ -23,20 +25,24 @@ from spike_lib.core.fused_plan import fused_kind, plain_lif, qkv_plan
 from spike_lib.mlx_impl.attention import SDSA
 from spike_lib.mlx_impl.context_attention import DecaySDSA, MeanSDSA, SpikeMatrixAttention
 from spike_lib.mlx_impl.layers import LayerNorm, Linear
-from spike_lib.mlx_impl.neurons import LIF, time_row
+from spike_lib.core.neurons import fired
+from spike_lib.mlx_impl.neurons import LIF, count, time_row
 
 CLASSES = {"SDSA": SDSA, "MeanSDSA": MeanSDSA, "DecaySDSA": DecaySDSA,
            "SpikeMatrixAttention": SpikeMatrixAttention}
 
 
 def _plain(mod):
-    """(beta, threshold, reset) of a built-in spiking LIF, else None (the module is called)."""
+    """(beta, threshold, reset, levels) of a built-in spiking LIF, else None (the module is
+    called)."""
     return plain_lif(mod, LIF)
 
 
 def lif_steps(x, neuron, steps=None, bias=None):
-    """Spikes of a LIF over the T timesteps of x + bias for neuron = (beta, threshold, reset),
-    or neuron(x + bias) for a module: u = beta v + x[t], s = [u > th], v = u - th s (or u (1 - s)).
+    """Spikes of a LIF over the T timesteps of x + bias for neuron = (beta, threshold, reset[,
+    levels]), or neuron(x + bias) for a module: u = beta v + x[t], s = [u > th], v = u - th s
+    (or u (1 - s)); levels = D > 1: s = (1/D) sum_k [u > k th / D] (neurons.count), the reset
+    v = u - th s (or u (1 - min(D s, 1))).
 
     x is (T, ...), or with steps = T the rows (T B, D) of B rows per timestep (the one-token
     layout). No per-timestep slices and stack (each one an operation MLX dispatches): the
@@ -50,14 +56,15 @@ def lif_steps(x, neuron, steps=None, bias=None):
             x.reshape(steps, -1, 1, x.shape[-1])).reshape(x.shape)
     if steps is not None and x.shape[0] != steps:  # B > 1: one step's rows are not one row
         return lif_steps(x.reshape(steps, -1, x.shape[-1]), neuron, bias=bias).reshape(x.shape)
-    beta, th, reset = neuron
+    beta, th, reset, *rest = neuron
+    levels = rest[0] if rest else 1
     u, n = (x if bias is None else x + bias), x.shape[0]
     for t in range(1, n):
         prev = u[t - 1:t] if t > 1 or bias is None else x[:1] + bias  # a slice, not u[t - 1]
-        s = (prev > th).astype(x.dtype)
-        v = prev - th * s if reset == "subtract" else prev * (1.0 - s)
+        s = count(prev, th, levels)
+        v = prev - th * s if reset == "subtract" else prev * (1.0 - fired(s, levels, mx))
         u = u + time_row(n, t, x.ndim, x.dtype) * (beta * v)  # u[t] += beta v[t-1]
-    return (u > th).astype(x.dtype)
+    return count(u, th, levels)
 
 
 def _norm(ln, x):
@@ -120,7 +127,11 @@ def _qkv_plan(attn):
     p["attn_lif"], p["out"] = _plain(attn.attn_lif) or attn.attn_lif, _linear(attn.out_proj)
     p["out_spikes"] = isinstance(p["attn_lif"], tuple) and (
         p["kind"] == "matrix" or isinstance(p["qkv_lif"], tuple))  # the input of out_proj
-    mx.eval(p["w"], p["b"])
+    p["floor"] = getattr(attn, "floor", 1.0)
+    p["lam"] = None  # the leak of spike_matrix_decay: sigmoid(w) per head, (H, 1, 1)
+    if p["kind"] == "matrix" and getattr(attn, "decay", False):
+        p["lam"] = mx.exp(-nn.softplus(-attn.decay_logit))[:, None, None]
+    mx.eval(p["w"], p["b"], p["lam"])
     return p
 
 
@@ -165,10 +176,12 @@ def _attention(p, x, st, pos, steps, caps=None, keys=None):
         s5 = spk.reshape(n, b, 3 * h, 1, d // h)  # a view: (T, B, [q k v] x H, 1, hd)
         qh, kh, vh = s5[:, :, :h], s5[:, :, h:2 * h], s5[:, :, 2 * h:]  # (T, B, H, 1, hd)
         s_state = mx.swapaxes(kh, -1, -2) * vh  # K^T V, (T, B, H, hd, hd)
+        lam = qp["lam"]  # None, or the leak: S = lam S + K^T V, z = lam z + K
         if "S" in st:
-            s_state, kh = st["S"] + s_state, st["z"] + kh
+            s_state, kh = ((st["S"] + s_state, st["z"] + kh) if lam is None else
+                           (lam * st["S"] + s_state, lam * st["z"] + kh))
         st["S"], st["z"] = s_state, kh
-        r = (qh @ s_state) / mx.maximum((qh * kh).sum(axis=-1, keepdims=True), 1.0)
+        r = (qh @ s_state) / mx.maximum((qh * kh).sum(axis=-1, keepdims=True), qp["floor"])
         return _apply(qp["out"], lif_steps(r.reshape(n * b, d), qp["attn_lif"], n), out_gather)
     q, k, v = spk[:, :d], spk[:, d:2 * d], spk[:, 2 * d:]
     key = "s" if qp["kind"] == "sdsa" else "sum"  # the running sum of K AND V, (T, B, 1, D)

@@ -38,6 +38,8 @@ from spike_lib.numpy_impl.neurons import LIF
 NEG_INF = -1e9
 
 
+FAST_PATH = True  # one-token steps through generate_fast; False: the general path (tests)
+
 def embed(model, ids):
     """A text embedding: the final hidden states h (L, D) averaged over tokens -> (D,)."""
     ids = np.asarray(ids).reshape(-1)
@@ -254,9 +256,9 @@ def step(model, idx, state=None):
         return np.concatenate(parts, axis=1), state
     idx = model.check_idx(idx)
     pos, n, mods = state["pos"], idx.shape[1], model.modules
-    # one sampled token: the fused path (spike_lib.numpy_impl.generate_fast), which gathers
-    # weight rows of 0/1 spikes; spikes j/D (spike_levels > 1) take the general path below
-    if n == 1 and cfg.spike_levels == 1:
+    # one sampled token: the fused path (spike_lib.numpy_impl.generate_fast), which reads only
+    # the weight rows of inputs that fired (spikes 1 or j/D alike)
+    if n == 1 and FAST_PATH:
         from spike_lib.numpy_impl import generate_fast
 
         if "plan" not in state:

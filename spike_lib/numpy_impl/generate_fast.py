@@ -10,14 +10,20 @@ plan once per sequence and then runs each token with a handful of NumPy calls pe
   place; LayerNorm without its backward cache.
 The numbers are the module path's up to float32 rounding (the fused weights multiply in another
 order); the state is the same dict, so the two paths can alternate. Attentions other than SDSA,
-the running-mean SDSA and the matrix-state attention (power 1) keep their module step.
+the running-mean SDSA and the matrix-state attention (power 1, with or without its leak) keep
+their module step. Spikes of D + 1 levels (Config.spike_levels) take the same path: a matmul
+of spikes j/D still reads only the weight rows of the inputs that fired.
 The plan copies the weights: a model changed during a sequence needs a new state.
 Taught in: notebooks/07b_speed_and_generation.ipynb
 """
 
+import functools
+
 import numpy as np
 
 from spike_lib.core.fused_plan import fused_kind, plain_lif, qkv_plan
+from spike_lib.core.neurons import fired
+from spike_lib.core.neurons import level_thresholds as core_levels
 from spike_lib.numpy_impl.attention import SDSA
 from spike_lib.numpy_impl.context_attention import DecaySDSA, MeanSDSA, SpikeMatrixAttention
 from spike_lib.numpy_impl.layers import LayerNorm, Linear
@@ -29,29 +35,45 @@ CLASSES = {"SDSA": SDSA, "MeanSDSA": MeanSDSA, "DecaySDSA": DecaySDSA,
 
 
 def _plain(mod):
-    """(beta, threshold, reset) of a built-in spiking LIF, else None (the module is called)."""
+    """(beta, threshold, reset, levels) of a built-in spiking LIF, else None (the module is
+    called)."""
     return plain_lif(mod, LIF)
+
+
+@functools.cache
+def level_thresholds(th, levels):
+    """The D thresholds k th / D as the LIF module holds them (float32), or [th] for D = 1."""
+    return np.array(core_levels(th, levels), np.float32) if levels > 1 else [th]
 
 
 def lif_steps(x, neuron):
     """Spikes of a LIF over axis 0 of x (T, ...): u = beta v + x[t], s = [u > th], v = u - th s.
 
-    neuron: (beta, threshold, reset) from _plain, or a module (then neuron(x))."""
+    neuron: (beta, threshold, reset[, levels]) from _plain, or a module (then neuron(x)).
+    levels = D > 1: s = (1/D) sum_k [u > k th / D], counted level by level and divided once,
+    as the LIF module does, so the spikes are its numbers bit for bit."""
     if not isinstance(neuron, tuple):
         return neuron(x)
-    beta, th, reset = neuron
+    beta, th, reset, *rest = neuron
+    levels = rest[0] if rest else 1
     spk = np.empty_like(x)
+    ths = level_thresholds(th, levels)
+    above = np.empty(x.shape[1:], x.dtype) if levels > 1 else None
     u = x[0].copy()
     for t in range(x.shape[0]):
         if t:
             u *= beta
             u += x[t]
-        np.greater(u, th, out=spk[t])
+        np.greater(u, ths[0], out=spk[t])
+        if levels > 1:
+            for level in ths[1:]:
+                spk[t] += np.greater(u, level, out=above)
+            spk[t] /= np.float32(levels)
         if t + 1 < x.shape[0]:
             if reset == "subtract":
                 u -= th * spk[t]
             else:
-                u *= 1.0 - spk[t]
+                u *= 1.0 - fired(spk[t], levels)
     return spk
 
 
@@ -127,6 +149,11 @@ def _qkv_plan(attn):
     p["kind"] = {"sdsa": SDSA, "mean": MeanSDSA, "matrix": SpikeMatrixAttention}[p["kind"]]
     p["qkv_lif"] = p["qkv_lif"] or [m[f"{n}_lif"] for n in "qkv"]
     p["attn_lif"], p["out"] = _plain(m["attn_lif"]) or m["attn_lif"], _linear(m["out_proj"])
+    p["floor"] = getattr(attn, "floor", 1.0)
+    p["lam"] = None  # the leak of spike_matrix_decay: sigmoid(w) per head, (H, 1, 1) float64
+    if p["kind"] is SpikeMatrixAttention and getattr(attn, "decay", False):
+        w = attn.params["decay_logit"]
+        p["lam"] = np.exp(-np.logaddexp(0.0, -w)).astype(np.float64)[:, None, None]
     return p
 
 
@@ -165,14 +192,19 @@ def _attention(p, x, st, pos):
     if kind is SpikeMatrixAttention:
         t, b, h = q.shape[0], q.shape[1], attn.n_head
         qh, kh, vh = (a.reshape(t, b, h, 1, d // h) for a in (q, k, v))  # (T, B, H, 1, hd)
+        lam = q_plan["lam"]  # None, or the leak: S = lam S + K^T V, z = lam z + K in float64
         if "S" not in st:
-            st["S"] = np.zeros((t, b, h, d // h, d // h), q.dtype)
-            st["z"] = np.zeros((t, b, h, 1, d // h), q.dtype)
+            dt = q.dtype if lam is None else np.float64
+            st["S"] = np.zeros((t, b, h, d // h, d // h), dt)
+            st["z"] = np.zeros((t, b, h, 1, d // h), dt)
+        elif lam is not None:
+            st["S"] *= lam
+            st["z"] *= lam
         st["S"] += np.swapaxes(kh, -1, -2) * vh  # S += K^T V, (T, B, H, hd, hd)
         st["z"] += kh
-        num = qh @ st["S"]
-        den = (qh * st["z"]).sum(axis=-1, keepdims=True)
-        r = (num / np.maximum(den, 1.0)).reshape(t, b, 1, d)
+        num = (qh @ st["S"]).astype(q.dtype, copy=False)
+        den = (qh * st["z"]).sum(axis=-1, keepdims=True).astype(q.dtype, copy=False)
+        r = (num / np.maximum(den, q_plan["floor"])).reshape(t, b, 1, d)
         y = lif_steps(r, q_plan["attn_lif"])
         return _apply(q_plan["out"], y, isinstance(q_plan["attn_lif"], tuple))
     key = "s" if kind is SDSA else "sum"  # the running sum of K AND V, (T, B, 1, D)
