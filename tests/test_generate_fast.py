@@ -111,13 +111,31 @@ def test_the_plan_fuses_q_k_v_and_the_token_shift_into_one_matrix():
     attn = model.blocks[0].modules["attn"]
     p = gf._qkv_plan(attn)
     d = model.cfg.n_embd
-    assert p["w"].shape == (2 * d, 3 * d) and p["shift"]
+    assert p["w"].shape == (d, 5 * d) and p["shift"]  # [Q | K | V | next K | next V]
     wk, mk = attn.modules["k_proj"].params["W"], attn.params["shift_k"]
-    np.testing.assert_allclose(p["w"][:d, d:2 * d], mk[:, None] * wk)
-    np.testing.assert_allclose(p["w"][d:, d:2 * d], (1 - mk)[:, None] * wk)
-    np.testing.assert_array_equal(p["w"][d:, :d], 0.0)  # the previous token has no Q
+    wv, mv = attn.modules["v_proj"].params["W"], attn.params["shift_v"]
+    np.testing.assert_array_equal(p["w"][:, :d], attn.modules["q_proj"].params["W"])
+    np.testing.assert_allclose(p["w"][:, d:2 * d], mk[:, None] * wk)
+    np.testing.assert_allclose(p["w"][:, 3 * d:4 * d], (1 - mk)[:, None] * wk)
+    np.testing.assert_allclose(p["w"][:, 4 * d:], (1 - mv)[:, None] * wv)
     assert gf._qkv_plan(SpikeLLM(Config.tiny(attention="softmax")).blocks[0].modules["attn"]) \
         is None
+
+
+def test_token_shift_ahead_product_equals_the_shifted_projection():
+    # Eq. 7.7: x' W_K (1 - mu_k) computed one token early gives pre_K of the shifted input
+    model = SpikeLLM(Config.tiny(attention="spike_matrix_shift"))
+    attn, d = model.blocks[0].modules["attn"], model.cfg.n_embd
+    p = gf._qkv_plan(attn)
+    rng = np.random.default_rng(4)
+    x_prev, x = (rng.integers(0, 2, (1, d)).astype(np.float32) for _ in range(2))
+    ahead = (x_prev @ p["w"])[:, 3 * d:]
+    pre = (x @ p["w"])[:, :3 * d]
+    pre[:, d:] += ahead
+    mk, mv = attn.params["shift_k"], attn.params["shift_v"]
+    wk, wv = attn.modules["k_proj"].params["W"], attn.modules["v_proj"].params["W"]
+    np.testing.assert_allclose(pre[:, d:2 * d], (mk * x + (1 - mk) * x_prev) @ wk, atol=1e-5)
+    np.testing.assert_allclose(pre[:, 2 * d:], (mv * x + (1 - mv) * x_prev) @ wv, atol=1e-5)
 
 
 def test_mlx_lif_steps_hand_values_and_the_module():
@@ -227,7 +245,7 @@ def test_mlx_token_function_measures_grows_capacities_and_matches_the_dense_step
         _, state = model.step(ids[:, i:i + 1], state)
     tf = state["compiled"]
     assert isinstance(tf, mgf.TokenFunction) and tf.probe == 0
-    width = {"qkv": 128, "out": 64, "fc1": 64, "fc2": 256}  # qkv: [x | x_prev], 2D
+    width = {"qkv": 64, "out": 64, "fc1": 64, "fc2": 256}  # qkv: x alone (its product is 5D)
     assert tf.width == width
     for k, c in tf.caps.items():  # measured: a multiple of width / 32, at most half the width
         assert c is None or (c % (width[k] // 32) == 0 and 1.25 * tf.peak[k] <= c <= width[k]

@@ -8,7 +8,9 @@ build their plan here, from NumPy copies of the weights, so the two read the sam
   since x_k W_K = (mu_k x + (1 - mu_k) x') W_K = x (diag(mu_k) W_K) + x' (diag(1 - mu_k) W_K):
       [x | x'] @ [[W_Q, diag(mu_k) W_K, diag(mu_v) W_V],
                   [0,   diag(1 - mu_k) W_K, diag(1 - mu_v) W_V]]            (2D, 3D)
-  gives all three; on spikes both halves are sums of weight rows that the spikes select;
+  gives all three; and since x' W was the previous token's own product, each token computes
+  x @ (D, 5D) once: 3D columns for itself and 2D for the next token (fuse_qkv), so only its
+  own spikes select weight rows;
 - one LIF covers Q, K and V when the three neurons have the same (beta, threshold, reset).
 Which attentions fuse: SDSA, the running-mean SDSA (not the decaying one) and the matrix-state
 attention with power 1 (with or without its leak lambda), and their subclasses (each port passes its own classes, which have the
@@ -44,19 +46,20 @@ def fused_kind(attn, classes):
 
 
 def fuse_qkv(w_q, w_k, w_v, biases=None, shift=None):
-    """(W, b) of one matmul whose output is [pre_Q | pre_K | pre_V] (..., 3D).
+    """(W, b) of one matmul whose output starts with [pre_Q | pre_K | pre_V] (..., 3D).
 
     w_q, w_k, w_v: (D, D) float32; biases: None or (b_q, b_k, b_v); shift: None or (mu_k, mu_v),
-    each (D,). Without shift W is (D, 3D) and the input x; with shift W is (2D, 3D) (see the
-    module docstring) and the input [x | x_prev]. b is None or (3D,).
+    each (D,). Without shift W is (D, 3D). With shift W is (D, 5D), the module docstring's
+    matrix with its x_prev half moved ahead one token:
+        x @ [W_Q, diag(mu_k) W_K, diag(mu_v) W_V, diag(1 - mu_k) W_K, diag(1 - mu_v) W_V]
+    whose last 2D outputs are what this token adds to the NEXT token's pre_K and pre_V (the
+    caller keeps them in the state as "kv_ahead"), so every token multiplies only its own x,
+    and reads only the weight rows of its own spikes. b is None or (3D,), for pre_Q|K|V.
     """
-    if shift is None:
-        w = np.concatenate([w_q, w_k, w_v], axis=1)  # (D, 3D)
-    else:
+    w = np.concatenate([w_q, w_k, w_v], axis=1)  # (D, 3D)
+    if shift is not None:
         mk, mv = (np.asarray(m)[:, None] for m in shift)
-        top = np.concatenate([w_q, mk * w_k, mv * w_v], axis=1)
-        bottom = np.concatenate([np.zeros_like(w_q), (1 - mk) * w_k, (1 - mv) * w_v], axis=1)
-        w = np.concatenate([top, bottom], axis=0)  # (2D, 3D): rows of x, then of x_prev
+        w = np.concatenate([w_q, mk * w_k, mv * w_v, (1 - mk) * w_k, (1 - mv) * w_v], axis=1)
     b = None if biases is None else np.concatenate(biases)
     return np.ascontiguousarray(w), b
 

@@ -68,6 +68,7 @@ def _shifted(attn, x, st):
              else mx.zeros_like(x[..., :1, :]))
     prev = mx.concatenate([first, x[..., :-1, :]], axis=-2)
     st["x_last"] = x[..., -1, :].reshape(t * b, d)
+    st.pop("kv_ahead", None)  # generate_fast's product of the old x_last: out of date now
     mk, mv = attn.shift_k, attn.shift_v
     return x, mk * x + (1 - mk) * prev, mv * x + (1 - mv) * prev
 

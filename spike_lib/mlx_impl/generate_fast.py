@@ -1,8 +1,8 @@
 """One new token of the MLX SpikeLLM as one compiled function: the fast path of the carried step.
 
-The port of spike_lib/numpy_impl/generate_fast.py: Q, K, V (with token shift: of [x | x_prev])
-are one matmul with the fused matrix of spike_lib.core.fused_plan, the same numbers as the NumPy
-plan; one LIF over T covers Q, K and V. The whole token is one mx.compile'd function of (token,
+The port of spike_lib/numpy_impl/generate_fast.py: Q, K, V (with token shift: and this token's
+share of the next token's K and V) are one matmul with the fused matrix of
+spike_lib.core.fused_plan, the same numbers as the NumPy plan; one LIF over T covers Q, K and V. The whole token is one mx.compile'd function of (token,
 position, layer states), so MLX fuses the elementwise work of the LIF loops and runs the graph
 without Python in between. What is left is reading the weights (about 15 MB a token for the book
 model), so a matmul whose input is spikes reads only the weight rows of the inputs that fired,
@@ -151,6 +151,27 @@ def _gather(caps, kind, keys, spikes=True):
     return None if caps is None or not spikes else (caps.get(kind), kind, keys)
 
 
+def _ahead(qp, st, rows, d):
+    """x_last's share of the next K and V, x_last @ W[:, 3D:] (T B, 2D), zeros before any token:
+    for a state whose kv_ahead the general path dropped (it moved x_last)."""
+    if "x_last" in st:
+        return st["x_last"] @ qp["w"][:, 3 * d:]
+    return mx.zeros((rows, 2 * d), qp["w"].dtype)
+
+
+def with_ahead(layers, states):
+    """The states with kv_ahead filled in wherever a token-shift plan lacks it (computed here,
+    outside the compiled function, so its inputs keep one structure and it is traced once)."""
+    out = []
+    for p, st in zip(layers, states):
+        qp = p["qkv"]
+        if qp is not None and qp["shift"] and "kv_ahead" not in st and "x_last" in st:
+            d = qp["w"].shape[0]
+            st = dict(st, kv_ahead=_ahead(qp, st, st["x_last"].shape[0], d))
+        out.append(st)
+    return out
+
+
 def _attention(p, x, st, pos, steps, caps=None, keys=None):
     """The fused attention of one token: x (T B, D) spikes of sn1 -> (y, b), its output y + b
     (T B, D) as _apply returns it; st updated.
@@ -159,11 +180,13 @@ def _attention(p, x, st, pos, steps, caps=None, keys=None):
     x_last (T B, D)."""
     qp, attn = p["qkv"], p["attn"]
     n, b, d = steps, x.shape[0] // steps, x.shape[-1]
-    if qp["shift"]:  # [x | x_prev] @ the (2D, 3D) fused matrix
-        prev = st["x_last"] if "x_last" in st else mx.zeros_like(x)
-        st["x_last"] = x
-        x = mx.concatenate([x, prev], axis=-1)
     pre, bias = _apply((qp["w"], qp["b"]), x, _gather(caps, "qkv", keys, p["fires"]))  # (T B, 3D)
+    if qp["shift"]:  # 5D columns: + the previous token's share of K and V (fused_plan.fuse_qkv)
+        ahead = st.pop("kv_ahead", None)
+        if ahead is None:
+            ahead = _ahead(qp, st, x.shape[0], d)
+        st["x_last"], st["kv_ahead"] = x, pre[:, 3 * d:]
+        pre = mx.concatenate([pre[:, :d], pre[:, d:3 * d] + ahead], axis=-1)
     if isinstance(qp["qkv_lif"], list):
         pre = pre if bias is None else pre + bias
         spk = mx.concatenate([lif_steps(pre[:, i * d:(i + 1) * d], neuron, n)
@@ -276,6 +299,7 @@ class TokenFunction:
         return self.fns[key]
 
     def __call__(self, idx, positions, pos, states):
+        states = with_ahead(self.layers, states)
         while True:
             if self.current is None:  # the capacities changed (or the first token)
                 self.current = [dict(self.caps), *self.function(self.caps), None]

@@ -94,6 +94,7 @@ def _shifted(attn, x, st):
     first = st.get("x_last", np.zeros_like(x[..., :1, :]))
     prev = np.concatenate([first, x[..., :-1, :]], axis=-2)
     st["x_last"] = x[..., -1:, :]
+    st.pop("kv_ahead", None)  # generate_fast's product of the old x_last: out of date now
     mk, mv = attn.params["shift_k"], attn.params["shift_v"]
     return x, mk * x + (1 - mk) * prev, mv * x + (1 - mv) * prev
 

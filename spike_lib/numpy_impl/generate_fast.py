@@ -4,8 +4,9 @@ spike_lib.numpy_impl.generate.step runs a chunk of n tokens module by module. Fo
 sampled token) most of that time is Python overhead around tiny arrays, so this module builds a
 plan once per sequence and then runs each token with a handful of NumPy calls per layer:
 
-- the three projections Q, K, V are one GEMM, with token shift one over [x | x_prev]: the fused
-  matrix of spike_lib.core.fused_plan (shared with the MLX port);
+- the three projections Q, K, V are one GEMM; with token shift it also computes this token's
+  share of the next token's K and V (kept as state["kv_ahead"]): the fused matrix of
+  spike_lib.core.fused_plan (shared with the MLX port);
 - one LIF call covers Q, K and V (same neuron parameters), its loop over the T timesteps in
   place; LayerNorm without its backward cache.
 The numbers are the module path's up to float32 rounding (the fused weights multiply in another
@@ -173,16 +174,21 @@ def plan(model):
 
 def _attention(p, x, st, pos):
     """The fused attention of one token: x (T, B, 1, D) spikes of sn1 -> (T, B, 1, D)."""
-    q_plan = p["qkv"]
-    if q_plan["shift"]:
-        prev = st.get("x_last")
-        st["x_last"] = x
-        inp = np.concatenate([x, np.zeros_like(x) if prev is None else prev], axis=-1)
-    else:
-        inp = x
-    pre = matmul(inp, q_plan["w"], q_plan["b"], p["fires"])  # (T, B, 1, 3D)
+    q_plan, d = p["qkv"], x.shape[-1]
+    if not q_plan["shift"]:
+        pre = matmul(x, q_plan["w"], q_plan["b"], p["fires"])  # (T, B, 1, 3D)
+    else:  # 5D columns: + the previous token's share of K and V (fused_plan.fuse_qkv)
+        out = matmul(x, q_plan["w"], None, p["fires"])
+        ahead = st.pop("kv_ahead", None)  # the general path drops it when it moves x_last
+        if ahead is None and "x_last" in st:
+            ahead = matmul(st["x_last"], q_plan["w"][:, 3 * d:], None, p["fires"])
+        st["x_last"], st["kv_ahead"] = x, out[..., 3 * d:]
+        pre = out[..., :3 * d]
+        if ahead is not None:
+            pre[..., d:] += ahead
+        if q_plan["b"] is not None:
+            pre += q_plan["b"]
     neuron = q_plan["qkv_lif"]
-    d = pre.shape[-1] // 3
     if isinstance(neuron, list):
         q, k, v = (lif_steps(pre[..., i * d:(i + 1) * d], n) for i, n in enumerate(neuron))
     else:
