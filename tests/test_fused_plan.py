@@ -27,19 +27,18 @@ def test_fuse_without_shift_is_the_three_matrices_side_by_side():
 def test_fuse_with_shift_hand_values_and_the_mixed_inputs():
     mk, mv = np.array([0.5, 0.25], np.float32), np.array([1.0, 0.0], np.float32)
     w, _ = fuse_qkv(WQ, WK, WV, shift=(mk, mv))
-    # rows of x: [W_Q, diag(mu_k) W_K, diag(mu_v) W_V]; rows of x_prev: [0, (1 - mu) W]
-    np.testing.assert_array_equal(w, [[1, 2, 2.5, 3, 9, 10],
-                                      [3, 4, 1.75, 2, 0, 0],
-                                      [0, 0, 2.5, 3, 0, 0],
-                                      [0, 0, 5.25, 6, 11, 12]])
+    # columns: [W_Q, diag(mu_k) W_K, diag(mu_v) W_V | diag(1 - mu_k) W_K, diag(1 - mu_v) W_V]
+    np.testing.assert_array_equal(w, [[1, 2, 2.5, 3, 9, 10, 2.5, 3, 0, 0],
+                                      [3, 4, 1.75, 2, 0, 0, 5.25, 6, 11, 12]])
     x, prev = np.array([1.0, 2.0], np.float32), np.array([3.0, -1.0], np.float32)
-    got = np.concatenate([x, prev]) @ w
+    got = (x @ w)[:6] + np.concatenate([[0, 0], (prev @ w)[6:]])  # prev's share, one token early
     xk, xv = mk * x + (1 - mk) * prev, mv * x + (1 - mv) * prev  # the module's token shift
     np.testing.assert_allclose(got, np.concatenate([x @ WQ, xk @ WK, xv @ WV]), rtol=1e-6)
 
 
 def test_plain_lif_reads_beta_threshold_reset_of_a_spiking_lif_only():
-    assert plain_lif(LIF(beta=0.7, threshold=0.9, reset="zero"), LIF) == (0.7, 0.9, "zero")
+    assert plain_lif(LIF(beta=0.7, threshold=0.9, reset="zero"), LIF) == (0.7, 0.9, "zero", 1)
+    assert plain_lif(LIF(levels=4), LIF) == (0.9, 1.0, "subtract", 4)
     smooth = LIF()
     smooth.set_smooth(True)
     assert plain_lif(smooth, LIF) is None
@@ -53,6 +52,7 @@ def test_fused_kind_of_each_attention():
     assert fused_kind(ctx.DecaySDSA(8, 2, rng), gf.CLASSES) is None  # a decaying state
     assert fused_kind(ctx.SpikeMatrixAttention(8, 2, rng), gf.CLASSES) == "matrix"
     assert fused_kind(ctx.SpikeMatrixAttention(8, 2, rng, power=2), gf.CLASSES) is None
+    assert fused_kind(ctx.SpikeMatrixAttention(8, 2, rng, decay=True), gf.CLASSES) == "matrix"
     assert fused_kind(SoftmaxAttention(8, 2, rng), gf.CLASSES) is None
 
 
