@@ -89,3 +89,32 @@ def test_shipped_logs_are_thinned_below_the_line_limit(name):
     assert steps == sorted(steps) and all(s <= 10 or s % 5 == 0 or "val_bpc" in r or r is log[-1]
                                           for s, r in zip(steps, log))
     assert sum("val_bpc" in r for r in log) == steps[-1] // 100  # every 100th step was evaluated
+
+
+def test_shipped_book_model_generates_on_the_fused_path_with_the_windowed_logits():
+    # the leaking D = 4 model one token at a time through generate_fast (spike levels, the leak,
+    # token shift one token ahead), in both ports, against each port's windowed forward; a
+    # flipped spike would move a logit by about 0.1
+    from spike_lib.numpy_impl import generate as np_gen
+
+    model, tok, _ = load_book(BOOK)
+    model.train(False)
+    ids = np.array([tok.encode("The river ran past the old mill, and the miller's daughter "
+                               "watched the water from the window")[:24]])
+    logits, state = model.step(ids[:, :4])
+    parts = [logits] + [model.step(ids[:, i:i + 1], state)[0] for i in range(4, ids.shape[1])]
+    got = np.concatenate(parts, axis=1)
+    assert np_gen.FAST_PATH and state["plan"][0]["qkv"]["lam"] is not None  # the fused leak
+    np.testing.assert_allclose(got, model(ids), rtol=0, atol=1e-4)
+    pytest.importorskip("mlx.core")
+    from spike_lib.mlx_impl.model import load_checkpoint
+
+    mlx_model, _, _ = load_checkpoint(shipped_path(BOOK))
+    mlx_model.train(False)
+    logits, state = mlx_model.step(ids[:, :4])
+    parts = [np.asarray(logits)] + [np.asarray(mlx_model.step(ids[:, i:i + 1], state)[0])
+                                    for i in range(4, ids.shape[1])]
+    mlx_got = np.concatenate(parts, axis=1)
+    assert state["plan"][0]["qkv"]["lam"] is not None
+    np.testing.assert_allclose(mlx_got, np.asarray(mlx_model(ids)), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(mlx_got, got, rtol=0, atol=1e-4)
