@@ -478,3 +478,20 @@ def test_a_checkpoint_names_the_plugin_package_to_install(tmp_path, monkeypatch)
     with pytest.raises(ValueError, match=f"neuron='alif' is invalid.*saved with the neuron "
                                          f"'alif' from {origin}: install that package"):
         checkpoint.load_checkpoint(tmp_path / "ck")
+
+
+def test_a_run_folder_without_a_checkpoint_and_one_without_its_weights_say_which(tmp_path):
+    # a fresh run has saved nothing yet; a described model whose weights.npz is missing (as
+    # data/checkpoints/book-6800, weights kept in git history) gets an error that says so
+    from spike_lib.train.evaluation import resolve_checkpoint
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    with pytest.raises(ValueError, match="has no checkpoint yet: train it longer"):
+        resolve_checkpoint(run)
+    (run / "meta.json").write_text('{"step": 5}')
+    (run / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="describes a model but holds no weights.npz: restore"):
+        resolve_checkpoint(run)
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "meta.json", "run.json"]

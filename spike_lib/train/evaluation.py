@@ -23,6 +23,18 @@ def _run_of(path):
     return None
 
 
+def _no_checkpoint(run) -> ValueError:
+    """The error for a run folder without a complete checkpoint: a folder that describes a model
+    (meta.json) but lacks its weights says so (e.g. data/checkpoints/book-6800, whose weights are
+    kept in the repository's history); any other run has not saved one yet."""
+    from spike_lib.core.checkpoint_format import META, WEIGHTS
+
+    if (run / META).is_file() and not (run / WEIGHTS).is_file():
+        return ValueError(f"{run} describes a model but holds no {WEIGHTS}: restore the weights "
+                          f"(its README.md says how) or give another checkpoint")
+    return ValueError(f"the run {run} has no checkpoint yet: train it longer")
+
+
 def resolve_checkpoint(path) -> Path:
     """A checkpoint folder; a run folder stands for its last complete checkpoint (read-only)."""
     from spike_lib.train.runfolder import find_checkpoint
@@ -33,7 +45,7 @@ def resolve_checkpoint(path) -> Path:
         return path
     found = find_checkpoint(run)
     if found is None:
-        raise ValueError(f"the run {run} has no checkpoint yet: train it longer")
+        raise _no_checkpoint(run)
     return found
 
 
@@ -49,7 +61,7 @@ def load_from(path, load):
         return load(path)
     found = read_checkpoint(run, load)
     if found is None:
-        raise ValueError(f"the run {run} has no checkpoint yet: train it longer")
+        raise _no_checkpoint(run)
     return found
 
 
