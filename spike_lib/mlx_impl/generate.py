@@ -102,9 +102,15 @@ def _running_mean(st, kv, pos):
     return total / (mx.arange(1, kv.shape[-2] + 1, dtype=kv.dtype) + pos)[:, None]  # pos: int or array
 
 
+def leak(attn):
+    """The per-channel or per-head rates lambda = sigmoid(decay_logit) of a leaking state; used by
+    this module and generate_fast."""
+    return mx.exp(-nn.softplus(-attn.decay_logit))
+
+
 def _decay_mean(attn, st, kv):
     """m[l] = num[l] / den[l], num[l] = lambda num[l-1] + kv[l], den[l] = lambda den[l-1] + 1."""
-    lam = mx.exp(-nn.softplus(-attn.decay_logit))  # sigmoid(w), (D,)
+    lam = leak(attn)  # (D,)
     num = st.get("num", mx.zeros_like(kv[..., :1, :]))
     den = st.get("den", mx.zeros_like(lam))
     out = []
@@ -160,8 +166,7 @@ def attention_step(attn, x, st, pos):
         q, k, v = (split_heads(_spikes(attn, n, xi), attn.n_head)
                    for n, xi in (("q", xq), ("k", xk), ("v", xv)))  # (T, B, H, n, hd)
         if attn.power == 1:
-            lam = (mx.exp(-nn.softplus(-attn.decay_logit))
-                   if getattr(attn, "decay", False) else None)  # sigmoid(w), (H,)
+            lam = leak(attn) if getattr(attn, "decay", False) else None  # (H,)
             r = _matrix_mix(st, q, k, v, attn.floor, lam)
         else:
             k, v = _cached(st, k, v)

@@ -17,7 +17,6 @@ Taught in: notebooks/07b_speed_and_generation.ipynb
 import math
 
 import mlx.core as mx
-import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 
@@ -130,7 +129,9 @@ def _qkv_plan(attn):
     p["floor"] = getattr(attn, "floor", 1.0)
     p["lam"] = None  # the leak of spike_matrix_decay: sigmoid(w) per head, (H, 1, 1)
     if p["kind"] == "matrix" and getattr(attn, "decay", False):
-        p["lam"] = mx.exp(-nn.softplus(-attn.decay_logit))[:, None, None]
+        from spike_lib.mlx_impl.generate import leak
+
+        p["lam"] = leak(attn)[:, None, None]
     mx.eval(p["w"], p["b"], p["lam"])
     return p
 

@@ -129,10 +129,15 @@ def _running_mean(st, kv, pos):
     return total / n
 
 
+def leak(attn):
+    """The per-channel or per-head rates lambda = sigmoid(decay_logit) of a leaking state, float64
+    (the carried state's precision); used by this module and generate_fast."""
+    return np.exp(-np.logaddexp(0.0, -attn.params["decay_logit"])).astype(np.float64)
+
+
 def _decay_mean(attn, st, kv):
     """m[l] = num[l] / den[l], num[l] = lambda num[l-1] + kv[l], den[l] = lambda den[l-1] + 1."""
-    w = attn.params["decay_logit"]
-    lam = np.exp(-np.logaddexp(0.0, -w)).astype(np.float64)  # sigmoid(w), (D,)
+    lam = leak(attn)  # (D,)
     num = st.get("num", np.zeros(kv[..., :1, :].shape))
     den = st.get("den", 0.0)
     m = np.empty_like(kv)
@@ -195,8 +200,7 @@ def attention_step(attn, x, st, pos, fires=False):
         q, k, v = (split_heads(attn._spikes(n, xi), attn.n_head)
                    for n, xi in (("q", xq), ("k", xk), ("v", xv)))  # (T, B, H, n, hd)
         if attn.power == 1:
-            lam = (np.exp(-np.logaddexp(0.0, -attn.params["decay_logit"]))
-                   if getattr(attn, "decay", False) else None)  # sigmoid(w), (H,)
+            lam = leak(attn) if getattr(attn, "decay", False) else None  # (H,)
             r = _matrix_mix(st, q, k, v, attn.floor, lam)
         else:  # (Q . K)^p has no running form: a key/value cache
             k, v = _cached(st, k, v)

@@ -153,8 +153,9 @@ def _qkv_plan(attn):
     p["floor"] = getattr(attn, "floor", 1.0)
     p["lam"] = None  # the leak of spike_matrix_decay: sigmoid(w) per head, (H, 1, 1) float64
     if p["kind"] is SpikeMatrixAttention and getattr(attn, "decay", False):
-        w = attn.params["decay_logit"]
-        p["lam"] = np.exp(-np.logaddexp(0.0, -w)).astype(np.float64)[:, None, None]
+        from spike_lib.numpy_impl.generate import leak
+
+        p["lam"] = leak(attn)[:, None, None]
     return p
 
 
