@@ -482,7 +482,8 @@ def test_a_checkpoint_names_the_plugin_package_to_install(tmp_path, monkeypatch)
 
 def test_a_run_folder_without_a_checkpoint_and_one_without_its_weights_say_which(tmp_path):
     # a fresh run has saved nothing yet; a described model whose weights.npz is missing (as
-    # data/checkpoints/book-6800, weights kept in git history) gets an error that says so
+    # book-6800's were in git history before it became data/checkpoints/book) gets an error
+    # that says so
     from spike_lib.train.evaluation import resolve_checkpoint
 
     run = tmp_path / "run"

@@ -25,8 +25,9 @@ def _run_of(path):
 
 def _no_checkpoint(run) -> ValueError:
     """The error for a run folder without a complete checkpoint: a folder that describes a model
-    (meta.json) but lacks its weights says so (e.g. data/checkpoints/book-6800, whose weights are
-    kept in the repository's history); any other run has not saved one yet."""
+    (meta.json) but lacks its weights says so (e.g. a shipped folder whose weights were left in
+    the repository's history, as book-6800's were before it became data/checkpoints/book); any
+    other run has not saved one yet."""
     from spike_lib.core.checkpoint_format import META, WEIGHTS
 
     if (run / META).is_file() and not (run / WEIGHTS).is_file():
