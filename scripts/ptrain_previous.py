@@ -9,10 +9,13 @@ Usage (from the repository root):
 
     python scripts/ptrain_previous.py --folder data/checkpoints/book-qa \
         --log /work/runs/code/895b94d/runs/qa/s14-leak/log.jsonl --out data/qa/ptrain_s14.json
+    python scripts/ptrain_previous.py --folder data/checkpoints/book-qa \
+        --log data/checkpoints/book-qa/train_log.jsonl --out data/qa/ptrain_s14p2.json
 
 (s10-qhead, replaced by s13-ptrain in session 13; s13-ptrain, replaced in session 14 by the same
 recipe on the leaking D = 4 book model, s14-leak, itself replaced by s14-leak-p2, which adds
-data/qa/paraphrase_train2.jsonl; the third command ran on book-qa at commit a638e79.)
+data/qa/paraphrase_train2.jsonl; the third command ran on book-qa at commit a638e79; s14-leak-p2,
+replaced in session 16 by its recipe on the 6800-step book model: the fourth, at commit 5bfd32e.)
 
 FOLDER is the replaced data/checkpoints/book-qa (its qa.json holds the scores measured when it
 was shipped: template test, paraphrase val and the paraphrase test, scored once); LOG is that

@@ -68,6 +68,7 @@ def main(argv=None):
     ap.add_argument("--probe-steps", type=int, default=70)
     ap.add_argument("--logs", action="append", default=[], metavar="NAME=FOLDER")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--note", default="", help="how the probes were made, stored with the result")
     args = ap.parse_args(argv)
     given = dict(s.split("=", 1) for s in args.logs)
     rows = {}
@@ -85,7 +86,7 @@ def main(argv=None):
               "probe": f"the folder's command, NumPy, OPENBLAS_NUM_THREADS=2, median tokens/s of "
                        f"steps {WARM + 1}-{args.probe_steps}",
               "command": "python scripts/train_budget.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "models": rows}
+              "note": args.note, "models": rows}
     for name, r in rows.items():
         print(f"{name:<13}{r['tokens_per_s']:>7,.0f} tokens/s  {r['steps_in_budget']:>5} steps in "
               f"{args.minutes:g} min;  shipped {r['shipped_steps']} steps = {r['shipped_minutes']:.0f} min")
