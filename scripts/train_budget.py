@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from spike_lib.train.baselines import cpu_name
-from spike_lib.train.bookmodel import shipped_path, train_command
+from spike_lib.train.bookmodel import run_summary, shipped_path, train_command
 
 NAMES = ("book", "book-twin", "book-softmax")
 WARM = 10
@@ -74,14 +74,12 @@ def main(argv=None):
     rows = {}
     with tempfile.TemporaryDirectory() as work:
         for name in NAMES:
-            run = json.loads((shipped_path(name) / "run.json").read_text())
             folder = Path(given[name]) if name in given else probe(name, args.probe_steps, work)
             speed = probe_speed(folder / "log.jsonl")
-            per_step = run["options"]["batch_size"] * run["model"]["block_size"]
-            meta = json.loads((shipped_path(name) / "meta.json").read_text())
-            rows[name] = dict(budget_row(per_step, speed["tokens_per_s"], args.minutes, int(meta["step"])),
-                              timed_steps=speed["timed_steps"],
-                              command=train_command(run["options"], f"runs/{name}"))
+            shipped = run_summary(shipped_path(name))  # its steps, tokens per step and command
+            rows[name] = dict(budget_row(shipped["tokens_per_step"], speed["tokens_per_s"], args.minutes,
+                                         shipped["step"]),
+                              timed_steps=speed["timed_steps"], command=shipped["command"])
     result = {"cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"), "minutes": args.minutes,
               "probe": f"the folder's command, NumPy, OPENBLAS_NUM_THREADS=2, median tokens/s of "
                        f"steps {WARM + 1}-{args.probe_steps}",
