@@ -24,8 +24,8 @@ from spike_lib.train.finetune import load_qa_file
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 INTRO = ROOT / "book" / "intro.md"
-HEADER = ("| result | the spiking model | reference points | ch. |\n"
-          "|---|---|---|---|")
+HEADER = ("| result | the spiking model | reference points |\n"
+          "|---|---|---|")
 
 
 def _json(path: Path) -> dict:
@@ -47,11 +47,11 @@ def language_rows(bench: dict) -> list:
     total = gaps[(shipped["book"], shipped["book-softmax"])]
     spikegpt = spiking_gap(SPIKEGPT["bpc"], SPIKEGPT["twin_bpc"])["percent"]
     return [
-        ("bits per character on the test text (8 sources)", f"{book['test_bpc']:.3f}",
+        ("bits per character on the test text, 8 sources", f"{book['test_bpc']:.3f}",
          f"count trigram {tri['test_bpc']:.3f}; softmax twin {soft['test_bpc']:.3f}", "8b"),
-        ("bits per character on literary prose (target <= 2.0)", f"{book['literary_bpc']:.3f}",
+        ("bits per character on literary prose, target <= 2.0", f"{book['literary_bpc']:.3f}",
          f"count trigram {tri['literary_bpc']:.3f}", "8b"),
-        ("price of the spikes at equal minutes (target <= 5 %)", _gap(spikes),
+        ("price of the spikes at equal minutes, target <= 5 %", _gap(spikes),
          f"against its non-spiking twin, {twin['test_bpc']:.3f}", "8b"),
         ("distance to the softmax twin at equal minutes", _gap(total),
          f"of it the attention (non-spiking twin - softmax twin) {_gap(attention)}; "
@@ -109,7 +109,9 @@ def table(data: Path = DATA) -> str:
                            _json(data / "benchmarks" / "decay_recall.json")))
     rows += qa_rows(_json(data / "checkpoints" / "book-qa" / "qa.json"))
     rows.append(speed_row(data / "benchmarks"))
-    return HEADER + "\n" + "\n".join("| " + " | ".join(r) + " |" for r in rows)
+    lines = (f"| {result} ({'chapters' if ',' in ch else 'chapter'} {ch}) | {ours} | {refs} |"
+             for result, ours, refs, ch in rows)
+    return HEADER + "\n" + "\n".join(lines)
 
 
 def main(argv=None) -> int:
