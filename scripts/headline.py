@@ -52,7 +52,8 @@ def language_rows(bench: dict) -> list:
         ("bits per character on literary prose, target <= 2.0", f"{book['literary_bpc']:.3f}",
          f"count trigram {tri['literary_bpc']:.3f}", "8b"),
         ("price of the spikes at equal minutes, target <= 5 %", _gap(spikes),
-         f"against its non-spiking twin, {twin['test_bpc']:.3f}", "8b"),
+         f"against its non-spiking twin, {twin['test_bpc']:.3f}; a second seed of the book model: "
+         f"{_gap(bench['gaps']['spikes-seed1@budget'])}", "8b"),
         ("distance to the softmax twin at equal minutes", _gap(total),
          f"of it the attention (non-spiking twin - softmax twin) {_gap(attention)}; "
          f"SpikeGPT - a softmax transformer {spikegpt:+.1f} %", "8b"),

@@ -28,11 +28,13 @@ def test_language_rows_by_hand():
                         "S": {"test_bpc": 1.8, "literary_bpc": 1.7, "context_gain": 0.125}},
              "ngrams": {"KN trigram (whole train)": {"test_bpc": 2.2, "literary_bpc": 2.25}},
              "gaps": {"x": g("B", "T", -0.1, 0.01, -4.76), "y": g("T", "S", 0.3, 0.02, 16.67),
-                      "z": g("B", "S", 0.2, 0.015, 11.11), "other": g("B", "Q", 9.0, 0.0, 9.0)}}
+                      "z": g("B", "S", 0.2, 0.015, 11.11), "other": g("B", "Q", 9.0, 0.0, 9.0),
+                      "spikes-seed1@budget": g("B1", "T", 0.05, 0.004, 2.38)}}
     rows = hl.language_rows(bench)
     assert rows[0][1:3] == ("2.000", "count trigram 2.200; softmax twin 1.800")
     assert rows[1][1:3] == ("1.900", "count trigram 2.250")
-    assert rows[2][1:3] == ("-0.100 ± 0.010 BPC (-4.8 %)", "against its non-spiking twin, 2.100")
+    assert rows[2][1:3] == ("-0.100 ± 0.010 BPC (-4.8 %)", "against its non-spiking twin, 2.100; "
+                            "a second seed of the book model: +0.050 ± 0.004 BPC (+2.4 %)")
     # SpikeGPT 1.283 against 1.137: 100 * 0.146 / 1.137 = 12.84 %
     assert rows[3][1:3] == ("+0.200 ± 0.015 BPC (+11.1 %)", "of it the attention (non-spiking twin - "
                             "softmax twin) +0.300 ± 0.020 BPC (+16.7 %); SpikeGPT - a softmax "
