@@ -14,12 +14,13 @@ and tests/test_time_notebooks.py checks that the page shows what the file holds.
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from spike_lib.train.bench import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 STORED = ROOT / "data" / "benchmarks" / "notebook_times.json"
@@ -28,15 +29,6 @@ PAGE = ROOT / "book" / "how_to_use.md"
 WEEKS = (("1", "01", "01b"), ("2", "02", "02b"), ("3", "03", "03b"), ("4", "04", "04b"),
          ("5", "05", "05b"), ("6", "06"), ("7", "07", "07b"), ("8", "08", "08b"),
          ("9", "08c", "08d", "08e"), ("10", "09", "09b", "09c", "10"))
-
-
-def _cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                    if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or "unknown"
 
 
 def _commit() -> str:
@@ -74,14 +66,13 @@ def run_one(path: Path, timeout: int) -> dict:
 def measure(paths, timeout=3600) -> dict:
     os.environ.pop("SPIKE_QUICK", None)
     out = {"command": "python scripts/time_notebooks.py --out " + str(STORED.relative_to(ROOT)),
-           "commit": _commit(), "cpu": _cpu_name(), "cpus": os.cpu_count(),
-           "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-           "load_average": [round(x, 2) for x in os.getloadavg()], "notebooks": {}}
+           "commit": _commit(), **machine_info(),  # cpu, cpus, load_average
+           "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "notebooks": {}}
     for path in paths:
         out["notebooks"][path.name] = row = run_one(path, timeout)
         print(f"{path.name}: {row['wall_s'] / 60:.1f} min" + (f", ERROR {row['error']}" if row["error"]
                                                                else ""), flush=True)
-    out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    out["load_average_after"] = machine_info()["load_average"]
     return out
 
 
